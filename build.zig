@@ -1,0 +1,123 @@
+// build.zig - the only build of ringress (zig 0.11).
+//
+//   zig build            ringress and the test backend into zig-out/bin
+//   zig build test       unit tests, then integration tests (Criterion)
+//   zig build demo       two demo backends and ringress on examples/demo
+//   zig build bench      wrk against ringress, HAProxy and nginx
+//
+// One static library per source folder enforces the dependency rules of
+// docs/architecture.md: core links only liburing and llhttp; k8s sees core's
+// snapshot builder and libcurl/cJSON/libyaml; only src/main.c sees all.
+const std = @import("std");
+
+const cflags = [_][]const u8{ "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-fno-omit-frame-pointer" };
+const llhttp_srcs = [_][]const u8{ "/usr/share/llhttp/api.c", "/usr/share/llhttp/http.c", "/usr/share/llhttp/llhttp.c" };
+const llhttp_flags = [_][]const u8{ "-std=gnu11", "-D_GNU_SOURCE", "-w" };
+
+/// Every *.c file under dir (recursively), sorted, as paths relative to the build root.
+fn cFiles(b: *std.Build, dir: []const u8) []const []const u8 {
+    var list = std.ArrayList([]const u8).init(b.allocator);
+    var d = b.build_root.handle.openIterableDir(dir, .{}) catch return list.items;
+    defer d.close();
+    var walker = d.walk(b.allocator) catch @panic("oom");
+    defer walker.deinit();
+    while (walker.next() catch null) |e| {
+        if (e.kind == .file and std.mem.endsWith(u8, e.path, ".c"))
+            list.append(b.pathJoin(&.{ dir, e.path })) catch @panic("oom");
+    }
+    std.mem.sort([]const u8, list.items, {}, struct {
+        fn lt(_: void, a: []const u8, c: []const u8) bool {
+            return std.mem.lessThan(u8, a, c);
+        }
+    }.lt);
+    return list.items;
+}
+
+fn addIncludes(c: *std.Build.Step.Compile) void {
+    c.addIncludePath(.{ .path = "src" });
+    c.addSystemIncludePath(.{ .path = "/usr/share/include/llhttp" });
+    c.linkLibC();
+}
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimisation mode (default ReleaseSafe)") orelse .ReleaseSafe;
+
+    // core: data plane. liburing + llhttp only.
+    const core = b.addStaticLibrary(.{ .name = "ringress-core", .target = target, .optimize = optimize });
+    addIncludes(core);
+    core.addCSourceFiles(cFiles(b, "src/core"), &cflags);
+    core.addCSourceFiles(&llhttp_srcs, &llhttp_flags);
+
+    // k8s: control plane. Sees core's snapshot builder; libcurl, cJSON, libyaml.
+    const k8s = b.addStaticLibrary(.{ .name = "ringress-k8s", .target = target, .optimize = optimize });
+    addIncludes(k8s);
+    k8s.addSystemIncludePath(.{ .path = "/usr/include/cjson" });
+    k8s.addCSourceFiles(cFiles(b, "src/k8s"), &cflags);
+
+    const libs = [_]*std.Build.Step.Compile{ k8s, core };
+    const syslibs = [_][]const u8{ "uring", "cjson", "yaml", "curl-gnutls", "pthread" };
+
+    const exe = b.addExecutable(.{ .name = "ringress", .target = target, .optimize = optimize });
+    addIncludes(exe);
+    exe.addCSourceFiles(&.{"src/main.c"}, &cflags);
+    for (libs) |l| exe.linkLibrary(l);
+    for (syslibs) |l| exe.linkSystemLibrary(l);
+    b.installArtifact(exe);
+
+    // The project's own test backend (echo server, demo backend).
+    const echo = b.addExecutable(.{ .name = "ringress-echo", .target = target, .optimize = optimize });
+    addIncludes(echo);
+    echo.addCSourceFiles(cFiles(b, "tests/support/echo"), &cflags);
+    echo.addCSourceFiles(&llhttp_srcs, &llhttp_flags);
+    echo.linkSystemLibrary("pthread");
+    b.installArtifact(echo);
+
+    // Tests: one Criterion executable for unit tests, one for integration.
+    const test_step = b.step("test", "Run unit and integration tests");
+    const unit = b.addExecutable(.{ .name = "unit-tests", .target = target, .optimize = optimize });
+    addIncludes(unit);
+    unit.addSystemIncludePath(.{ .path = "/usr/include/cjson" });
+    unit.addCSourceFiles(cFiles(b, "tests/unit"), &cflags);
+    for (libs) |l| unit.linkLibrary(l);
+    for (syslibs) |l| unit.linkSystemLibrary(l);
+    unit.linkSystemLibrary("criterion");
+    unit.link_gc_sections = false; // Criterion finds tests in an ELF section
+    const unit_install = b.addInstallArtifact(unit, .{ .dest_dir = .{ .override = .{ .custom = "tests" } } });
+    const run_unit = b.addSystemCommand(&.{ b.getInstallPath(.{ .custom = "tests" }, "unit-tests"), "--jobs=2" });
+    run_unit.step.dependOn(&unit_install.step);
+    run_unit.setEnvironmentVariable("RINGRESS_ROOT", b.build_root.path orelse ".");
+
+    const integ = b.addExecutable(.{ .name = "integration-tests", .target = target, .optimize = optimize });
+    addIncludes(integ);
+    integ.addCSourceFiles(cFiles(b, "tests/integration"), &cflags);
+    integ.linkSystemLibrary("criterion");
+    integ.linkSystemLibrary("pthread");
+    integ.link_gc_sections = false;
+    const integ_install = b.addInstallArtifact(integ, .{ .dest_dir = .{ .override = .{ .custom = "tests" } } });
+    // Integration tests share ports and CPUs: run them one at a time.
+    const run_integ = b.addSystemCommand(&.{ b.getInstallPath(.{ .custom = "tests" }, "integration-tests"), "--jobs=1" });
+    run_integ.step.dependOn(&integ_install.step);
+    run_integ.step.dependOn(b.getInstallStep());
+    run_integ.step.dependOn(&run_unit.step);
+    run_integ.setEnvironmentVariable("RINGRESS_ROOT", b.build_root.path orelse ".");
+    run_integ.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
+    run_integ.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
+    test_step.dependOn(&run_integ.step);
+
+    const unit_step = b.step("unit", "Run unit tests only");
+    unit_step.dependOn(&run_unit.step);
+
+    const demo = b.addSystemCommand(&.{ "bash", "examples/demo/run.sh" });
+    demo.step.dependOn(b.getInstallStep());
+    demo.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
+    demo.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
+    b.step("demo", "Run ringress on examples/demo with two demo backends").dependOn(&demo.step);
+
+    const bench = b.addSystemCommand(&.{ "bash", "bench/run.sh" });
+    bench.step.dependOn(b.getInstallStep());
+    if (b.args) |a| bench.addArgs(a);
+    bench.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
+    bench.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
+    b.step("bench", "Benchmark ringress against HAProxy and nginx (bench/run.sh)").dependOn(&bench.step);
+}

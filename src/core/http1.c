@@ -1,0 +1,489 @@
+/* http1.c - HTTP/1.1 heads: collection, validation, rewriting, own responses. */
+#include "core/http1.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Extends span sp, which must end where the head currently ends, or starts it. */
+static void span_extend(struct http1_span *sp, uint32_t off, size_t len, bool start)
+{
+	if (start) {
+		sp->off = off;
+		sp->len = (uint32_t)len;
+	} else {
+		sp->len += (uint32_t)len;
+	}
+}
+
+/* Offset of `at` in h->buf: while a head is parsed, the caller feeds llhttp
+ * with bytes already appended to h->buf (http1_head_append). */
+static uint32_t head_off(const struct http1_head *h, const char *at)
+{
+	return (uint32_t)(at - h->buf);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct http1_head *h = p->data;
+	span_extend(&h->url, head_off(h, at), len, h->url.len == 0);
+	return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct http1_head *h = p->data;
+	span_extend(&h->reason, head_off(h, at), len, h->reason.len == 0);
+	return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http1_head *h = p->data;
+	if (h->last != 1) {
+		if (h->nhdr >= HTTP1_MAX_HEADERS) {
+			h->overflow = 1;
+			return -1;
+		}
+		h->nhdr++;
+		h->hdr[h->nhdr - 1].value.len = 0;
+		h->hdr[h->nhdr - 1].value.off = 0;
+		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, true);
+	} else {
+		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, false);
+	}
+	h->last = 1;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http1_head *h = p->data;
+	struct http1_header *hd = &h->hdr[h->nhdr - 1];
+	span_extend(&hd->value, head_off(h, at), len, h->last != 2);
+	h->last = 2;
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	((struct http1_head *)p->data)->event = HTTP1_EV_HEADERS;
+	return HPE_PAUSED;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	((struct http1_head *)p->data)->event = HTTP1_EV_MESSAGE;
+	return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http1_head *h = p->data;
+	return h->on_body ? h->on_body(h->user, at, len) : 0;
+}
+
+void http1_settings_init(llhttp_settings_t *s)
+{
+	llhttp_settings_init(s);
+	s->on_headers_complete = on_headers_complete;
+	s->on_message_complete = on_message_complete;
+	s->on_body = on_body;
+	s->on_url = on_url;
+	s->on_status = on_status;
+	s->on_header_field = on_header_field;
+	s->on_header_value = on_header_value;
+}
+
+void http1_head_reset(struct http1_head *h)
+{
+	h->len = 0;
+	h->url.off = h->url.len = 0;
+	h->reason.off = h->reason.len = 0;
+	h->nhdr = 0;
+	h->overflow = 0;
+	h->last = 0;
+	h->event = 0;
+}
+
+void http1_head_free(struct http1_head *h)
+{
+	free(h->buf);
+	h->buf = NULL;
+	h->cap = 0;
+	http1_head_reset(h);
+}
+
+int http1_head_append(struct http1_head *h, const char *p, size_t n)
+{
+	if ((size_t)h->len + n > h->limit)
+		return -E2BIG;
+	if (h->len + n > h->cap) {
+		size_t cap = h->cap ? h->cap : 2048;
+		while (cap < h->len + n)
+			cap *= 2;
+		if (cap > h->limit)
+			cap = h->limit;
+		char *nb = realloc(h->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		h->buf = nb;
+		h->cap = (uint32_t)cap;
+	}
+	memcpy(h->buf + h->len, p, n);
+	h->len += (uint32_t)n;
+	return 0;
+}
+
+bool http1_name_is(const char *name, size_t len, const char *lname)
+{
+	size_t i;
+	for (i = 0; i < len; i++) {
+		if (!lname[i] || tolower((unsigned char)name[i]) != lname[i])
+			return false;
+	}
+	return lname[i] == 0;
+}
+
+/* Trims optional whitespace around [*s, *s + *n). */
+static void trim(const char **s, size_t *n)
+{
+	while (*n && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+		(*n)--;
+}
+
+/* Returns true when the comma-separated list holds token (lower case). */
+static bool list_has(const char *list, size_t n, const char *token)
+{
+	size_t tl = strlen(token);
+	while (n) {
+		const char *comma = memchr(list, ',', n);
+		size_t el = comma ? (size_t)(comma - list) : n;
+		const char *e = list;
+		size_t en = el;
+		trim(&e, &en);
+		if (en == tl && !strncasecmp(e, token, tl))
+			return true;
+		if (!comma)
+			break;
+		n -= el + 1;
+		list = comma + 1;
+	}
+	return false;
+}
+
+void http1_head_scan(const struct http1_head *h, struct http1_info *out)
+{
+	const char *cl_val = NULL;
+	size_t cl_len = 0, ct = 0;
+	bool has_te = false, conn_upgrade = false, has_upgrade = false;
+
+	memset(out, 0, sizeof(*out));
+	out->host = -1;
+	out->request_id = -1;
+	for (int i = 0; i < h->nhdr; i++) {
+		const char *n = h->buf + h->hdr[i].name.off;
+		size_t nl = h->hdr[i].name.len;
+		const char *v = h->buf + h->hdr[i].value.off;
+		size_t vl = h->hdr[i].value.len;
+		trim(&v, &vl);
+		switch (tolower((unsigned char)n[0])) {
+		case 'h':
+			if (http1_name_is(n, nl, "host") && out->host < 0)
+				out->host = i;
+			break;
+		case 'x':
+			if (http1_name_is(n, nl, "x-request-id") && vl)
+				out->request_id = i;
+			break;
+		case 'e':
+			if (http1_name_is(n, nl, "expect")) {
+				if (vl == 12 && !strncasecmp(v, "100-continue", 12))
+					out->expect_continue = 1;
+				else
+					out->bad_expect = 1;
+			}
+			break;
+		case 't':
+			if (http1_name_is(n, nl, "transfer-encoding")) {
+				has_te = true;
+				if (list_has(v, vl, "chunked"))
+					out->chunked = 1;
+			}
+			break;
+		case 'u':
+			if (http1_name_is(n, nl, "upgrade"))
+				has_upgrade = true;
+			break;
+		case 'c':
+			if (http1_name_is(n, nl, "content-length")) {
+				if (cl_val && (cl_len != vl || memcmp(cl_val, v, vl)))
+					out->bad_length = 1;
+				cl_val = v;
+				cl_len = vl;
+			} else if (http1_name_is(n, nl, "connection")) {
+				/* Collect lower-case tokens for hop-by-hop removal. */
+				for (size_t k = 0; k < vl && ct + 2 < sizeof(out->conn_tokens); k++) {
+					char c = (char)tolower((unsigned char)v[k]);
+					if (c == ' ' || c == '\t')
+						continue;
+					out->conn_tokens[ct++] = c;
+				}
+				if (ct && ct + 1 < sizeof(out->conn_tokens) && out->conn_tokens[ct - 1] != ',')
+					out->conn_tokens[ct++] = ',';
+				if (list_has(v, vl, "upgrade"))
+					conn_upgrade = true;
+			}
+			break;
+		}
+	}
+	out->conn_tokens[ct] = 0;
+	if (cl_val && has_te)
+		out->bad_length = 1;
+	out->upgrade = conn_upgrade && has_upgrade;
+}
+
+bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info)
+{
+	switch (len) {
+	case 2:
+		if (http1_name_is(name, len, "te"))
+			return true;
+		break;
+	case 7:
+		if (http1_name_is(name, len, "upgrade"))
+			return true;
+		break;
+	case 10:
+		if (http1_name_is(name, len, "connection") || http1_name_is(name, len, "keep-alive"))
+			return true;
+		break;
+	case 16:
+		if (http1_name_is(name, len, "proxy-connection"))
+			return true;
+		break;
+	}
+	if (info->conn_tokens[0]) {
+		/* conn_tokens is "a,b,c," */
+		const char *t = info->conn_tokens;
+		while (*t) {
+			const char *comma = strchr(t, ',');
+			size_t tl = comma ? (size_t)(comma - t) : strlen(t);
+			if (tl == len && !strncasecmp(t, name, len)) {
+				/* Never let Connection strip framing headers. */
+				return !http1_name_is(name, len, "transfer-encoding") &&
+				       !http1_name_is(name, len, "content-length") &&
+				       !http1_name_is(name, len, "host");
+			}
+			if (!comma)
+				break;
+			t = comma + 1;
+		}
+	}
+	return false;
+}
+
+/* Bounded appender. */
+struct out {
+	char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->full || o->len + n > o->cap) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->full = true;
+		return;
+	}
+	o->len += (size_t)n;
+}
+
+static void put_header(struct out *o, const struct http1_head *h, int i)
+{
+	put(o, h->buf + h->hdr[i].name.off, h->hdr[i].name.len);
+	put(o, ": ", 2);
+	const char *v = h->buf + h->hdr[i].value.off;
+	size_t vl = h->hdr[i].value.len;
+	trim(&v, &vl);
+	put(o, v, vl);
+	put(o, "\r\n", 2);
+}
+
+/* Headers the proxy sets itself and never takes from a client. */
+static bool is_forwarding_header(const char *n, size_t nl)
+{
+	if (nl >= 11 && !strncasecmp(n, "x-forwarded", 11))
+		return http1_name_is(n, nl, "x-forwarded-for") ||
+		       http1_name_is(n, nl, "x-forwarded-host") ||
+		       http1_name_is(n, nl, "x-forwarded-port") ||
+		       http1_name_is(n, nl, "x-forwarded-proto");
+	return http1_name_is(n, nl, "x-real-ip");
+}
+
+int http1_rewrite_request(const struct http1_head *h, const struct http1_info *info,
+			  const llhttp_t *p, const struct http1_fwd *f, char *out, size_t cap)
+{
+	struct out o = {.p = out, .cap = cap};
+
+	puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
+	put(&o, " ", 1);
+	put(&o, h->buf + h->url.off, h->url.len);
+	puts_(&o, " HTTP/1.1\r\n");
+	for (int i = 0; i < h->nhdr; i++) {
+		const char *n = h->buf + h->hdr[i].name.off;
+		size_t nl = h->hdr[i].name.len;
+		if (http1_is_hop_by_hop(n, nl, info) || is_forwarding_header(n, nl))
+			continue;
+		if (f->strip_expect && http1_name_is(n, nl, "expect"))
+			continue;
+		put_header(&o, h, i);
+	}
+	putf(&o, "X-Forwarded-For: %s\r\n", f->client_ip);
+	if (info->host >= 0) {
+		const char *v = h->buf + h->hdr[info->host].value.off;
+		size_t vl = h->hdr[info->host].value.len;
+		trim(&v, &vl);
+		puts_(&o, "X-Forwarded-Host: ");
+		put(&o, v, vl);
+		put(&o, "\r\n", 2);
+	}
+	putf(&o, "X-Forwarded-Port: %u\r\nX-Forwarded-Proto: %s\r\nX-Real-IP: %s\r\n",
+	     (unsigned)f->port, f->proto, f->client_ip);
+	if (info->request_id < 0)
+		putf(&o, "X-Request-ID: %s\r\n", f->request_id);
+	put(&o, "\r\n", 2);
+	return o.full ? -ENOSPC : (int)o.len;
+}
+
+int http1_rewrite_response(const struct http1_head *h, const struct http1_info *info,
+			   const llhttp_t *p, bool close, bool client_keepalive_10, bool drop_te,
+			   char *out, size_t cap)
+{
+	struct out o = {.p = out, .cap = cap};
+	bool server = false;
+	bool upgrade = p->status_code == 101;
+
+	putf(&o, "HTTP/1.1 %d ", p->status_code);
+	if (h->reason.len)
+		put(&o, h->buf + h->reason.off, h->reason.len);
+	else
+		puts_(&o, http1_reason(p->status_code));
+	put(&o, "\r\n", 2);
+	for (int i = 0; i < h->nhdr; i++) {
+		const char *n = h->buf + h->hdr[i].name.off;
+		size_t nl = h->hdr[i].name.len;
+		if (upgrade && (http1_name_is(n, nl, "upgrade") || http1_name_is(n, nl, "connection"))) {
+			put_header(&o, h, i);
+			continue;
+		}
+		if (http1_is_hop_by_hop(n, nl, info))
+			continue;
+		if (drop_te && http1_name_is(n, nl, "transfer-encoding"))
+			continue;
+		if (nl == 6 && http1_name_is(n, nl, "server"))
+			server = true;
+		put_header(&o, h, i);
+	}
+	if (!server)
+		puts_(&o, "Server: ringress\r\n");
+	if (!upgrade) {
+		if (close)
+			puts_(&o, "Connection: close\r\n");
+		else if (client_keepalive_10)
+			puts_(&o, "Connection: keep-alive\r\n");
+	}
+	put(&o, "\r\n", 2);
+	return o.full ? -ENOSPC : (int)o.len;
+}
+
+const char *http1_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Request Entity Too Large";
+	case 414: return "Request-URI Too Large";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Temporarily Unavailable";
+	case 504: return "Gateway Time-out";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+int http1_make_response(int status, bool head, bool close, const char *date, char *out,
+			size_t cap)
+{
+	struct out o = {.p = out, .cap = cap};
+	const char *reason = http1_reason(status);
+	char body[256];
+	int blen = 0;
+
+	if (status >= 200 && status != 204 && status != 304)
+		blen = snprintf(body, sizeof(body),
+				"<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+				"<center><h1>%d %s</h1></center>\r\n<hr><center>ringress</center>\r\n"
+				"</body>\r\n</html>\r\n",
+				status, reason, status, reason);
+	putf(&o, "HTTP/1.1 %d %s\r\n", status, reason);
+	if (status >= 200) {
+		putf(&o, "Server: ringress\r\nDate: %s\r\n", date);
+		if (blen)
+			putf(&o, "Content-Type: text/html\r\nContent-Length: %d\r\n", blen);
+		else if (status != 204 && status != 304)
+			puts_(&o, "Content-Length: 0\r\n");
+		if (close)
+			puts_(&o, "Connection: close\r\n");
+	}
+	put(&o, "\r\n", 2);
+	if (blen && !head)
+		put(&o, body, (size_t)blen);
+	return o.full ? -ENOSPC : (int)o.len;
+}

@@ -1,0 +1,118 @@
+/* http1.h - HTTP/1.1 message heads: collection from llhttp callbacks,
+ * validation, header rewriting for both directions, and the short
+ * responses ringress makes itself. Pure functions: no I/O. */
+#ifndef RINGRESS_HTTP1_H
+#define RINGRESS_HTTP1_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP1_MAX_HEADERS 128
+
+struct http1_span {
+	uint32_t off, len;
+};
+
+struct http1_header {
+	struct http1_span name, value;
+};
+
+/* A message head copied into one buffer; spans are offsets into buf. */
+struct http1_head {
+	char *buf;
+	uint32_t len, cap, limit; /* bytes held, allocated, allowed */
+	struct http1_span url;    /* request target */
+	struct http1_span reason; /* response reason phrase */
+	uint16_t nhdr;
+	uint8_t overflow;   /* too many headers */
+	uint8_t last;       /* 1: last callback was a field, 2: a value */
+	uint8_t event;      /* HTTP1_EV_* of the callback that paused the parser */
+	/* Optional: receives body bytes (de-chunked) while parsing. */
+	int (*on_body)(void *user, const char *at, size_t len);
+	void *user;
+	struct http1_header hdr[HTTP1_MAX_HEADERS];
+};
+
+/* Facts about a head, computed once by http1_head_scan. */
+struct http1_info {
+	int host;       /* index of the Host header or -1 */
+	int request_id; /* index of X-Request-ID or -1 */
+	uint8_t expect_continue; /* "Expect: 100-continue" */
+	uint8_t bad_expect;      /* another Expect value: 417 */
+	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, or differing values */
+	uint8_t chunked;
+	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
+	/* Tokens of the Connection header (lower case, comma separated). */
+	char conn_tokens[256];
+};
+
+/* The parser pauses (HPE_PAUSED) at the end of a head and of a message. */
+enum { HTTP1_EV_NONE = 0, HTTP1_EV_HEADERS = 1, HTTP1_EV_MESSAGE = 2 };
+
+/* Installs the head-collecting callbacks into s (url, status, header field,
+ * header value), the pausing callbacks (headers and message complete) and
+ * the body hook. parser->data must point at a struct http1_head. */
+void http1_settings_init(llhttp_settings_t *s);
+
+/* Resets h for a new message, keeping its buffer. */
+void http1_head_reset(struct http1_head *h);
+
+/* Releases h's buffer. */
+void http1_head_free(struct http1_head *h);
+
+/* Appends raw head bytes to h->buf (the bytes llhttp has just consumed, so
+ * that spans recorded by callbacks stay valid). Returns 0 or -E2BIG when the
+ * head would exceed h->limit, -ENOMEM. */
+int http1_head_append(struct http1_head *h, const char *p, size_t n);
+
+/* Scans headers: Host, X-Request-ID, Expect, Content-Length consistency,
+ * Connection tokens. */
+void http1_head_scan(const struct http1_head *h, struct http1_info *out);
+
+/* Returns true when name (len bytes) equals lname (lower case) ignoring case. */
+bool http1_name_is(const char *name, size_t len, const char *lname);
+
+/* Returns true when header name is hop-by-hop for a proxy: Connection,
+ * Keep-Alive, Proxy-Connection, TE, Upgrade, or a token of info->conn_tokens. */
+bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info);
+
+/* What the proxy adds to a request it forwards. */
+struct http1_fwd {
+	const char *client_ip;  /* X-Forwarded-For, X-Real-IP */
+	const char *proto;      /* X-Forwarded-Proto: "http" */
+	uint16_t port;          /* X-Forwarded-Port */
+	const char *request_id; /* used when the request has none */
+	bool strip_expect;      /* ringress answered 100-continue itself */
+};
+
+/* Writes the request head to forward upstream into out: the request line as
+ * received (with HTTP/1.1), end-to-end headers, then X-Forwarded-For,
+ * X-Forwarded-Host, X-Forwarded-Port, X-Forwarded-Proto, X-Real-IP and
+ * X-Request-ID (client-supplied X-Forwarded-* and X-Real-IP are dropped).
+ * Returns the length or -ENOSPC. */
+int http1_rewrite_request(const struct http1_head *h, const struct http1_info *info,
+			  const llhttp_t *p, const struct http1_fwd *f, char *out, size_t cap);
+
+/* Writes the response head to send to the client: status line as
+ * "HTTP/1.1 code reason", end-to-end headers, "Server: ringress" when the
+ * upstream sent none, and a Connection header when close is set or the
+ * client speaks HTTP/1.0 with keep-alive. drop_te removes Transfer-Encoding
+ * (the body is de-chunked for an HTTP/1.0 client). Returns the length or
+ * -ENOSPC. */
+int http1_rewrite_response(const struct http1_head *h, const struct http1_info *info,
+			   const llhttp_t *p, bool close, bool client_keepalive_10, bool drop_te,
+			   char *out, size_t cap);
+
+/* Writes a complete response made by ringress (status 100..599) with a small
+ * HTML body (none for HEAD or 1xx/204/304), "Server: ringress", the given
+ * date and "Connection: close" when close is set. Returns the length or
+ * -ENOSPC. */
+int http1_make_response(int status, bool head, bool close, const char *date, char *out,
+			size_t cap);
+
+/* Reason phrase of a status code ("Not Found"), or "Unknown". */
+const char *http1_reason(int status);
+
+#endif

@@ -1,0 +1,994 @@
+/* proxy.c - the HTTP/1.1 reverse proxy state machine of one shard.
+ *
+ * A client connection reads a request head (llhttp, into conn->head), routes
+ * it, sends the rewritten head upstream, streams the body through as
+ * received, then parses the response head, rewrites it and streams the
+ * response body back. Body bytes are never copied: they are sent from the
+ * provided buffers they were received in. Back-pressure comes from the
+ * bounded send queues (stream.c). Requests on one connection are served in
+ * order (pipelining); the two directions progress independently. */
+#include "core/log.h"
+#include "core/router.h"
+#include "core/shard-t.h"
+#include "core/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define UPSTREAM_HEAD_LIMIT (64 * 1024)
+static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_drive(struct conn *c);
+
+static struct conn *conn_of(struct stream *s)
+{
+	return (struct conn *)s;
+}
+
+static struct upstream *up_of(struct stream *s)
+{
+	return (struct upstream *)s;
+}
+
+/* ---- upstream pool: idle connections per endpoint address ---- */
+
+static uint32_t ep_hash(const struct snap_endpoint *ep)
+{
+	const unsigned char *p = (const unsigned char *)&ep->addr;
+	uint32_t h = 2166136261u;
+	for (socklen_t i = 0; i < ep->addrlen; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static bool ep_equal(const struct snap_endpoint *a, const struct snap_endpoint *b)
+{
+	return a->addrlen == b->addrlen && !memcmp(&a->addr, &b->addr, a->addrlen);
+}
+
+static void pool_remove(struct shard *sh, struct upstream *u)
+{
+	if (!u->idle)
+		return;
+	if (u->pool_prev)
+		u->pool_prev->pool_next = u->pool_next;
+	else
+		sh->pool[u->hash % POOL_BUCKETS] = u->pool_next;
+	if (u->pool_next)
+		u->pool_next->pool_prev = u->pool_prev;
+	u->pool_prev = u->pool_next = NULL;
+	u->idle = false;
+	timer_del(&u->s.timer);
+}
+
+static void pool_put(struct shard *sh, struct upstream *u)
+{
+	struct upstream **b = &sh->pool[u->hash % POOL_BUCKETS];
+	u->c = NULL;
+	u->idle = true;
+	u->pool_prev = NULL;
+	u->pool_next = *b;
+	if (*b)
+		(*b)->pool_prev = u;
+	*b = u;
+	timer_set(sh, &u->s.timer, T_UPSTREAM_IDLE);
+	stream_want_rx(&u->s); /* notices the upstream closing it */
+}
+
+static struct upstream *pool_take(struct shard *sh, const struct snap_endpoint *ep, uint32_t hash)
+{
+	for (struct upstream *u = sh->pool[hash % POOL_BUCKETS]; u; u = u->pool_next) {
+		if (u->hash == hash && ep_equal(&u->ep, ep) &&
+		    !(u->s.flags & (ST_F_EOF | ST_F_ERROR)) && stream_rx_empty(&u->s)) {
+			pool_remove(sh, u);
+			return u;
+		}
+	}
+	return NULL;
+}
+
+static bool snapshot_has_endpoint(const struct snapshot *s, const struct snap_endpoint *ep)
+{
+	for (uint32_t b = 0; b < s->nbackends; b++)
+		for (uint32_t e = 0; e < s->backends[b].nendpoints; e++)
+			if (ep_equal(&s->backends[b].endpoints[e], ep))
+				return true;
+	return false;
+}
+
+/* Closes idle connections to endpoints that the current snapshot no longer
+ * has (all of them when stopping). */
+void proxy_pool_flush(struct shard *sh)
+{
+	for (int b = 0; b < POOL_BUCKETS; b++) {
+		struct upstream *u = sh->pool[b];
+		while (u) {
+			struct upstream *next = u->pool_next;
+			if (sh->stopping || !sh->cur || !snapshot_has_endpoint(sh->cur->snap, &u->ep)) {
+				pool_remove(sh, u);
+				stream_close(&u->s);
+			}
+			u = next;
+		}
+	}
+}
+
+/* ---- helpers ---- */
+
+static void client_ip(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (c->peer_ip[0])
+		return;
+	strcpy(c->peer_ip, "unknown");
+	if (getpeername(c->s.fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer_ip,
+			  sizeof(c->peer_ip));
+	} else if (ss.ss_family == AF_INET6) {
+		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], c->peer_ip, sizeof(c->peer_ip));
+		else
+			inet_ntop(AF_INET6, a, c->peer_ip, sizeof(c->peer_ip));
+	}
+}
+
+static uint64_t rng_next(struct shard *sh)
+{
+	uint64_t s1 = sh->rng[0];
+	const uint64_t s0 = sh->rng[1];
+	sh->rng[0] = s0;
+	s1 ^= s1 << 23;
+	sh->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return sh->rng[1] + s0;
+}
+
+static void request_id(struct shard *sh, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = rng_next(sh), b = rng_next(sh);
+	for (int i = 0; i < 16; i++) {
+		out[i] = hex[(a >> (i * 4)) & 15];
+		out[16 + i] = hex[(b >> (i * 4)) & 15];
+	}
+	out[32] = 0;
+}
+
+/* Runs the parser on no input: moves it past states that need none (end of
+ * a message without body). Returns the event that paused it, or -1. */
+static int parser_kick(llhttp_t *p, struct http1_head *h)
+{
+	h->event = HTTP1_EV_NONE;
+	llhttp_errno_t err = llhttp_execute(p, "", 0);
+	if (err == HPE_PAUSED) {
+		llhttp_resume(p);
+		return h->event;
+	}
+	return err == HPE_OK ? HTTP1_EV_NONE : -1;
+}
+
+/* Parses a message head from s's input into h. Returns 1 when the head is
+ * complete (the parser is resumed, h->len ends at the head), 0 when more
+ * input is needed, -E2BIG when the head is too large, -EPROTO when the
+ * input is malformed. */
+static int read_head(struct stream *s, llhttp_t *p, struct http1_head *h)
+{
+	while (!stream_rx_empty(s)) {
+		struct rxchunk *ch = stream_rx_front(s);
+		const char *data = stream_chunk_data(s, ch);
+		uint32_t room = h->limit - h->len;
+		uint32_t n = ch->len < room ? ch->len : room;
+		uint32_t old = h->len;
+
+		if (!n)
+			return -E2BIG;
+		if (http1_head_append(h, data, n) < 0)
+			return -E2BIG;
+		h->event = HTTP1_EV_NONE;
+		llhttp_errno_t err = llhttp_execute(p, h->buf + old, n);
+		if (err == HPE_OK) {
+			stream_rx_consume(s, n);
+			continue;
+		}
+		if (err == HPE_PAUSED && h->event == HTTP1_EV_HEADERS) {
+			uint32_t pos = (uint32_t)(llhttp_get_error_pos(p) - h->buf);
+			h->len = pos;
+			stream_rx_consume(s, pos - old);
+			llhttp_resume(p);
+			return 1;
+		}
+		log_debug("proxy", "malformed message: %s", llhttp_get_error_reason(p));
+		return h->overflow ? -E2BIG : -EPROTO;
+	}
+	return h->len >= h->limit ? -E2BIG : 0;
+}
+
+/* ---- closing ---- */
+
+static void upstream_detach_close(struct conn *c)
+{
+	struct upstream *u = c->up;
+	if (!u)
+		return;
+	c->up = NULL;
+	u->c = NULL;
+	stream_close(&u->s);
+}
+
+static void conn_abort(struct conn *c)
+{
+	upstream_detach_close(c);
+	stream_close(&c->s);
+}
+
+/* Closes the client connection once everything queued is sent: the write
+ * side first, then input is drained for a while so that unread input does
+ * not turn into a reset that destroys the response (lingering close). */
+static void conn_close_graceful(struct conn *c)
+{
+	if (!stream_tx_idle(&c->s))
+		return;
+	if (c->s.flags & (ST_F_EOF | ST_F_ERROR)) {
+		stream_close(&c->s);
+		return;
+	}
+	if (c->flags & C_F_LINGER)
+		return;
+	c->flags |= C_F_LINGER;
+	shutdown(c->s.fd, SHUT_WR);
+	stream_drop_rx(&c->s);
+	timer_set(c->s.sh, &c->s.timer, T_LINGER);
+	stream_want_rx(&c->s);
+}
+
+/* ---- responses made by ringress ---- */
+
+static void respond_local(struct conn *c, int status, bool close)
+{
+	struct shard *sh = c->s.sh;
+	char *buf = malloc(1024);
+
+	STAT_INC(sh, responses_local);
+	if (close || sh->stopping)
+		c->flags |= C_F_CLOSE_AFTER;
+	if (!buf) {
+		conn_abort(c);
+		return;
+	}
+	int n = http1_make_response(status, c->flags & C_F_HEAD, c->flags & C_F_CLOSE_AFTER,
+				    sh->date, buf, 1024);
+	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	c->flags |= C_F_SENT;
+	c->rs = RS_DONE;
+	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER))
+		c->rq = RQ_DONE; /* the rest of the input is not read */
+}
+
+/* ---- upstream connections ---- */
+
+static struct upstream *upstream_connect(struct shard *sh, const struct snap_endpoint *ep,
+					 uint32_t hash)
+{
+	int one = 1;
+	int fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct upstream *u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return NULL;
+	}
+	stream_init(&u->s, sh, fd, STREAM_UPSTREAM);
+	u->ep = *ep;
+	u->hash = hash;
+	u->connect_ts.tv_sec = (long long)(sh->cfg->proxy_connect_timeout_ms / 1000);
+	u->connect_ts.tv_nsec = (long long)(sh->cfg->proxy_connect_timeout_ms % 1000) * 1000000;
+
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	io_uring_prep_connect(sqe, fd, &u->ep.addr.sa, u->ep.addrlen);
+	io_uring_sqe_set_data64(sqe, UD(u, OP_CONNECT));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = shard_sqe(sh);
+	io_uring_prep_link_timeout(sqe, &u->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	u->s.inflight++;
+	STAT_INC(sh, upstream_connects);
+	return u;
+}
+
+/* Gives c an upstream connection to one of its backend's endpoints (round
+ * robin, each shard from its own offset) and queues the request head. */
+static int upstream_attach(struct conn *c, bool fresh)
+{
+	struct shard *sh = c->s.sh;
+	const struct snap_backend *b = c->backend;
+	uint32_t i = c->sref->rr[b->id]++ % b->nendpoints;
+	const struct snap_endpoint *ep = &b->endpoints[i];
+	uint32_t hash = ep_hash(ep);
+	struct upstream *u = fresh ? NULL : pool_take(sh, ep, hash);
+
+	if (u) {
+		u->reused = true;
+	} else {
+		u = upstream_connect(sh, ep, hash);
+		if (!u)
+			return -ENOMEM;
+	}
+	u->c = c;
+	c->up = u;
+	llhttp_init(&u->parser, HTTP_RESPONSE, &sh->resp_settings);
+	u->parser.data = &u->head;
+	http1_head_reset(&u->head);
+	u->head.limit = UPSTREAM_HEAD_LIMIT;
+	u->head.on_body = NULL;
+	u->reusable = false;
+	stream_tx_push(&u->s, c->fwd_head, c->fwd_len, -1, NULL);
+	timer_set(sh, &u->s.timer, T_PROXY_READ);
+	if (u->s.flags & ST_F_CONNECTED) {
+		stream_want_rx(&u->s);
+		stream_flush(&u->s);
+	}
+	c->rs = RS_HEAD;
+	return 0;
+}
+
+static bool method_idempotent(int m)
+{
+	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS || m == HTTP_TRACE ||
+	       m == HTTP_PUT || m == HTTP_DELETE;
+}
+
+/* The upstream failed before a response was complete. A request that can be
+ * replayed and whose reused keep-alive connection turned out closed is sent
+ * again on a fresh connection; otherwise the client gets status (502/504)
+ * if nothing was sent yet, or loses the connection. */
+static void upstream_fail(struct conn *c, int status, const char *why)
+{
+	struct shard *sh = c->s.sh;
+	struct upstream *u = c->up;
+	bool reused = u && u->reused && !u->head.len;
+
+	STAT_INC(sh, upstream_errors);
+	if (reused && (c->flags & C_F_REPLAYABLE) && !(c->flags & C_F_RETRIED) && status == 502 &&
+	    c->rs == RS_HEAD) {
+		log_debug("proxy", "upstream %s of %s closed a kept-alive connection; retrying",
+			  u->ep.text, c->backend->name);
+		upstream_detach_close(c);
+		c->flags |= C_F_RETRIED;
+		if (upstream_attach(c, true) == 0)
+			return;
+	}
+	log_warn("proxy", "upstream %s of %s: %s", u ? u->ep.text : "-",
+		 c->backend ? c->backend->name : "-", why);
+	upstream_detach_close(c);
+	if (!(c->flags & C_F_SENT))
+		respond_local(c, status, c->rq != RQ_DONE);
+	else
+		stream_close(&c->s);
+}
+
+void proxy_on_connect(struct upstream *u, int res)
+{
+	if (stream_op_done(&u->s))
+		return;
+	if (u->s.flags & ST_F_CLOSING)
+		return;
+	struct conn *c = u->c;
+	if (res < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "connect: %s",
+			 res == -ECANCELED ? "timed out" : strerror(-res));
+		if (c)
+			upstream_fail(c, res == -ECANCELED ? 504 : 502, why);
+		else
+			stream_close(&u->s);
+		return;
+	}
+	u->s.flags |= ST_F_CONNECTED;
+	stream_want_rx(&u->s);
+	stream_flush(&u->s);
+	if (c)
+		conn_drive(c);
+}
+
+/* ---- request side ---- */
+
+/* Routes the request whose head was just read and starts forwarding it.
+ * Returns 0, or -1 when a local response was queued instead. */
+static int start_request(struct conn *c)
+{
+	struct shard *sh = c->s.sh;
+	const struct core_config *cfg = sh->cfg;
+	llhttp_t *p = &c->parser;
+	struct http1_info *info = &c->info;
+	int status = 0;
+
+	c->nreq++;
+	STAT_INC(sh, requests);
+	http1_head_scan(&c->head, info);
+	if (p->method == HTTP_HEAD)
+		c->flags |= C_F_HEAD;
+	if (p->http_major == 1 && p->http_minor == 0)
+		c->flags |= C_F_HTTP10;
+	if (!llhttp_should_keep_alive(p) || c->nreq >= cfg->keepalive_requests || sh->stopping)
+		c->flags |= C_F_CLOSE_AFTER;
+	bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
+
+	int plen = 0;
+	if (p->http_major == 1 && p->http_minor >= 1 && info->host < 0)
+		status = 400;
+	else if (info->bad_length)
+		status = 400;
+	else if (p->method == HTTP_CONNECT)
+		status = 405;
+	else if (info->bad_expect)
+		status = 417;
+	else if (cfg->proxy_body_size && (p->flags & F_CONTENT_LENGTH) &&
+		 p->content_length > cfg->proxy_body_size)
+		status = 413;
+	else if (!sh->cur)
+		status = 503;
+	if (!status) {
+		plen = router_normalize_path(c->head.buf + c->head.url.off, c->head.url.len,
+					     sh->scratch, sh->scratch_cap);
+		if (plen == -ENOSPC)
+			status = 414;
+		else if (plen < 0)
+			status = 400;
+	}
+	if (!status) {
+		const char *host = "";
+		size_t hl = 0;
+		if (info->host >= 0) {
+			host = c->head.buf + c->head.hdr[info->host].value.off;
+			hl = c->head.hdr[info->host].value.len;
+			while (hl && (*host == ' ' || *host == '\t')) {
+				host++;
+				hl--;
+			}
+			while (hl && (host[hl - 1] == ' ' || host[hl - 1] == '\t'))
+				hl--;
+		}
+		c->backend = router_match(sh->cur->snap, host, hl, sh->scratch, (size_t)plen);
+		if (!c->backend) {
+			status = 404;
+		} else if (!c->backend->nendpoints) {
+			log_warn("proxy", "no ready endpoint for %s: 503", c->backend->name);
+			status = 503;
+		}
+	}
+	if (status) {
+		/* The body cannot be skipped reliably: close after answering. */
+		respond_local(c, status, has_body || status == 400);
+		if (!(c->flags & C_F_CLOSE_AFTER))
+			c->rq = parser_kick(p, &c->head) == HTTP1_EV_MESSAGE ? RQ_DONE : RQ_BODY;
+		return -1;
+	}
+
+	c->sref = sh->cur;
+	c->sref->users++;
+	client_ip(c);
+	char rid[33];
+	request_id(sh, rid);
+	struct http1_fwd fwd = {.client_ip = c->peer_ip,
+				.proto = "http",
+				.port = cfg->http_port,
+				.request_id = rid,
+				.strip_expect = false};
+	if (info->expect_continue && has_body) {
+		fwd.strip_expect = true;
+		if (!(c->flags & C_F_HTTP10)) {
+			stream_tx_push(&c->s, continue_100, sizeof(continue_100) - 1, -1, NULL);
+			c->flags |= C_F_CONTINUE;
+		}
+	}
+	size_t cap = c->head.len + 1024;
+	c->fwd_head = malloc(cap);
+	int n = c->fwd_head ? http1_rewrite_request(&c->head, info, p, &fwd, c->fwd_head, cap)
+			    : -ENOMEM;
+	if (n < 0) {
+		respond_local(c, 500, true);
+		return -1;
+	}
+	c->fwd_len = (uint32_t)n;
+	if (!has_body && method_idempotent(p->method))
+		c->flags |= C_F_REPLAYABLE;
+	c->rq = RQ_BODY;
+	if (upstream_attach(c, false) < 0) {
+		respond_local(c, 502, true);
+		return -1;
+	}
+	return 0;
+}
+
+/* Streams request body bytes from the client to the upstream as received,
+ * framing included; stops at the end of the message. */
+static void pump_request(struct conn *c)
+{
+	struct shard *sh = c->s.sh;
+	struct upstream *u = c->up;
+
+	if (!(c->flags & C_F_KICKED)) {
+		c->flags |= C_F_KICKED;
+		int ev = parser_kick(&c->parser, &c->head);
+		if (ev == HTTP1_EV_MESSAGE) {
+			c->rq = RQ_DONE;
+			return;
+		}
+		if (ev < 0)
+			goto bad;
+	}
+	while (c->rq == RQ_BODY && !stream_rx_empty(&c->s)) {
+		if (!u) {
+			stream_drop_rx(&c->s);
+			return;
+		}
+		if (!stream_tx_room(&u->s))
+			return;
+		struct rxchunk *ch = stream_rx_front(&c->s);
+		char *data = stream_chunk_data(&c->s, ch);
+		c->head.event = HTTP1_EV_NONE;
+		llhttp_errno_t err = llhttp_execute(&c->parser, data, ch->len);
+		uint32_t used;
+		if (err == HPE_OK)
+			used = ch->len;
+		else if (err == HPE_PAUSED && c->head.event == HTTP1_EV_MESSAGE)
+			used = (uint32_t)(llhttp_get_error_pos(&c->parser) - data);
+		else
+			goto bad;
+		c->body_bytes += used;
+		if (sh->cfg->proxy_body_size && c->body_bytes > sh->cfg->proxy_body_size + 64 &&
+		    (c->parser.flags & F_CHUNKED)) {
+			upstream_detach_close(c);
+			if (!(c->flags & C_F_SENT))
+				respond_local(c, 413, true);
+			else
+				stream_close(&c->s);
+			return;
+		}
+		if (used)
+			stream_tx_push(&u->s, data, used, ch->bid, NULL);
+		stream_rx_consume(&c->s, used);
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->parser);
+			c->rq = RQ_DONE;
+		}
+	}
+	if (c->rq == RQ_BODY && (c->s.flags & (ST_F_EOF | ST_F_ERROR)) && stream_rx_empty(&c->s)) {
+		log_debug("proxy", "client closed during the request body");
+		conn_abort(c);
+	}
+	return;
+bad:
+	log_debug("proxy", "malformed request body: %s", llhttp_get_error_reason(&c->parser));
+	upstream_detach_close(c);
+	if (!(c->flags & C_F_SENT))
+		respond_local(c, 400, true);
+	else
+		stream_close(&c->s);
+}
+
+/* ---- response side ---- */
+
+/* De-chunking for HTTP/1.0 clients: body bytes are copied into one block
+ * per received chunk. */
+struct dechunk {
+	char *buf;
+	uint32_t len;
+};
+
+static int dechunk_body(void *user, const char *at, size_t len)
+{
+	struct dechunk *d = user;
+	memcpy(d->buf + d->len, at, len);
+	d->len += (uint32_t)len;
+	return 0;
+}
+
+static int response_head(struct conn *c, struct upstream *u)
+{
+	llhttp_t *p = &u->parser;
+	int status = p->status_code;
+
+	http1_head_scan(&u->head, &u->info);
+	if (status < 200) {
+		if (status == 101) {
+			upstream_fail(c, 502, "101 Switching Protocols without an upgrade request");
+			return -1;
+		}
+		if (!(status == 100 && (c->flags & C_F_CONTINUE)) && !(c->flags & C_F_HTTP10)) {
+			char *buf = malloc(u->head.len + 256);
+			int n = buf ? http1_rewrite_response(&u->head, &u->info, p, false, false,
+							     false, buf, u->head.len + 256)
+				    : -ENOMEM;
+			if (n < 0) {
+				free(buf);
+				upstream_fail(c, 502, "cannot forward an informational response");
+				return -1;
+			}
+			stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+		}
+		parser_kick(p, &u->head); /* the 1xx message ends with its head */
+		http1_head_reset(&u->head);
+		return 0;
+	}
+	if (c->flags & C_F_HEAD)
+		p->flags |= F_SKIPBODY;
+	bool dechunk = (c->flags & C_F_HTTP10) && (p->flags & F_CHUNKED) && !(c->flags & C_F_HEAD);
+	if (dechunk) {
+		c->flags |= C_F_DECHUNK;
+		c->flags |= C_F_CLOSE_AFTER;
+	}
+	if (llhttp_message_needs_eof(p) || c->s.sh->stopping)
+		c->flags |= C_F_CLOSE_AFTER;
+	bool close = c->flags & C_F_CLOSE_AFTER;
+	size_t cap = u->head.len + 256;
+	char *buf = malloc(cap);
+	int n = buf ? http1_rewrite_response(&u->head, &u->info, p, close,
+					     (c->flags & C_F_HTTP10) && !close, dechunk, buf, cap)
+		    : -ENOMEM;
+	if (n < 0) {
+		free(buf);
+		upstream_fail(c, 502, "response head too large");
+		return -1;
+	}
+	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	c->flags |= C_F_SENT;
+	c->rs = RS_BODY;
+	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
+		c->rs = RS_DONE;
+	return 0;
+}
+
+/* The response is complete: may the upstream connection serve again? */
+static void response_done(struct conn *c, struct upstream *u)
+{
+	c->rs = RS_DONE;
+	u->nreq++;
+	u->reusable = c->rq == RQ_DONE && !(u->s.flags & (ST_F_EOF | ST_F_ERROR)) &&
+		      u->nreq < c->s.sh->cfg->upstream_keepalive_requests &&
+		      !(u->parser.flags & F_CONNECTION_CLOSE) && u->parser.http_minor >= 1;
+}
+
+static void pump_response(struct conn *c)
+{
+	struct upstream *u = c->up;
+
+	while (c->up == u && (c->rs == RS_HEAD || c->rs == RS_BODY) && !stream_rx_empty(&u->s) &&
+	       stream_tx_room(&c->s)) {
+		if (c->rs == RS_HEAD) {
+			int r = read_head(&u->s, &u->parser, &u->head);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				upstream_fail(c, 502, r == -E2BIG ? "response head too large"
+								  : "invalid response head");
+				return;
+			}
+			if (response_head(c, u) < 0)
+				return;
+			continue;
+		}
+		struct rxchunk *ch = stream_rx_front(&u->s);
+		char *data = stream_chunk_data(&u->s, ch);
+		struct dechunk d = {0};
+		if (c->flags & C_F_DECHUNK) {
+			d.buf = malloc(ch->len);
+			if (!d.buf) {
+				conn_abort(c);
+				return;
+			}
+			u->head.on_body = dechunk_body;
+			u->head.user = &d;
+		}
+		u->head.event = HTTP1_EV_NONE;
+		llhttp_errno_t err = llhttp_execute(&u->parser, data, ch->len);
+		u->head.on_body = NULL;
+		uint32_t used;
+		if (err == HPE_OK) {
+			used = ch->len;
+		} else if (err == HPE_PAUSED && u->head.event == HTTP1_EV_MESSAGE) {
+			used = (uint32_t)(llhttp_get_error_pos(&u->parser) - data);
+		} else {
+			free(d.buf);
+			log_warn("proxy", "upstream %s of %s: invalid response body: %s", u->ep.text,
+				 c->backend->name, llhttp_get_error_reason(&u->parser));
+			conn_abort(c);
+			return;
+		}
+		if (d.buf) {
+			if (d.len)
+				stream_tx_push(&c->s, d.buf, d.len, -1, d.buf);
+			else
+				free(d.buf);
+		} else if (used) {
+			stream_tx_push(&c->s, data, used, ch->bid, NULL);
+		}
+		stream_rx_consume(&u->s, used);
+		if (err == HPE_PAUSED) {
+			response_done(c, u);
+			llhttp_resume(&u->parser);
+			if (!stream_rx_empty(&u->s))
+				u->reusable = false; /* bytes after the response: not HTTP */
+		}
+	}
+	if (c->up != u || !stream_rx_empty(&u->s))
+		return;
+	if (!(u->s.flags & (ST_F_EOF | ST_F_ERROR)))
+		return;
+	/* The upstream closed (or failed) with nothing left to parse. */
+	if (c->rs == RS_HEAD) {
+		upstream_fail(c, 502, u->s.flags & ST_F_ERROR ? strerror(-u->s.err)
+							  : "closed the connection before responding");
+	} else if (c->rs == RS_BODY) {
+		u->head.event = HTTP1_EV_NONE;
+		llhttp_errno_t err = llhttp_finish(&u->parser);
+		if ((err == HPE_OK || err == HPE_PAUSED) && u->head.event == HTTP1_EV_MESSAGE &&
+		    !(u->s.flags & ST_F_ERROR)) {
+			response_done(c, u);
+			u->reusable = false;
+		} else {
+			log_warn("proxy", "upstream %s of %s closed in the middle of a response",
+				 u->ep.text, c->backend->name);
+			conn_abort(c);
+		}
+	}
+}
+
+/* ---- the connection's driver ---- */
+
+static void finish_request(struct conn *c)
+{
+	struct shard *sh = c->s.sh;
+	struct upstream *u = c->up;
+
+	if (u) {
+		c->up = NULL;
+		if (u->reusable && !sh->stopping) {
+			pool_put(sh, u);
+		} else {
+			u->c = NULL;
+			stream_close(&u->s);
+		}
+	}
+	if (c->sref) {
+		snapref_put(sh, c->sref);
+		c->sref = NULL;
+	}
+	free(c->fwd_head);
+	c->fwd_head = NULL;
+	c->backend = NULL;
+	c->rq = RQ_HEAD;
+	c->rs = RS_NONE;
+	c->body_bytes = 0;
+	c->flags &= C_F_CLOSE_AFTER | C_F_LINGER;
+	http1_head_reset(&c->head);
+	if (c->head.cap > 8192)
+		http1_head_free(&c->head);
+}
+
+static void update_client_timer(struct conn *c)
+{
+	struct shard *sh = c->s.sh;
+	struct timer *t = &c->s.timer;
+
+	if (c->flags & C_F_LINGER)
+		return;
+	if (c->rq == RQ_HEAD && c->rs == RS_NONE) {
+		if (c->head.len || c->nreq == 0) {
+			if (t->cls != T_CLIENT_HEADER)
+				timer_set(sh, t, T_CLIENT_HEADER);
+		} else if (t->cls != T_CLIENT_IDLE) {
+			timer_set(sh, t, T_CLIENT_IDLE);
+		}
+	} else if ((c->rq == RQ_BODY && stream_rx_empty(&c->s)) || !stream_tx_idle(&c->s)) {
+		timer_set(sh, t, T_CLIENT_BODY);
+	} else {
+		timer_del(t);
+	}
+}
+
+static void conn_drive(struct conn *c)
+{
+	struct stream *s = &c->s;
+
+	if (s->flags & ST_F_CLOSING)
+		return;
+	if (c->flags & C_F_LINGER) {
+		stream_drop_rx(s);
+		if (s->flags & (ST_F_EOF | ST_F_ERROR))
+			stream_close(s);
+		else
+			stream_want_rx(s);
+		return;
+	}
+	if (s->flags & ST_F_ERROR) {
+		conn_abort(c);
+		return;
+	}
+	for (;;) {
+		if (c->rq == RQ_HEAD && c->rs == RS_NONE) {
+			if (c->flags & C_F_CLOSE_AFTER) {
+				stream_drop_rx(s);
+				break;
+			}
+			int r = read_head(s, &c->parser, &c->head);
+			if (r == 0) {
+				if (s->flags & ST_F_EOF) {
+					stream_close(s);
+					return;
+				}
+				break;
+			}
+			if (r < 0) {
+				respond_local(c, r == -E2BIG ? 431 : 400, true);
+			} else {
+				c->flags &= ~C_F_KICKED;
+				start_request(c);
+			}
+		}
+		if (s->flags & ST_F_CLOSING)
+			return;
+		if (c->rq == RQ_BODY)
+			pump_request(c);
+		if (s->flags & ST_F_CLOSING)
+			return;
+		if (c->up && (c->rs == RS_HEAD || c->rs == RS_BODY))
+			pump_response(c);
+		if (s->flags & ST_F_CLOSING)
+			return;
+		if (c->rq == RQ_DONE && c->rs == RS_DONE) {
+			finish_request(c);
+			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER))
+				continue; /* a pipelined request is waiting */
+		}
+		break;
+	}
+	if ((s->flags & ST_F_EOF) && c->rq == RQ_HEAD && c->rs == RS_NONE && stream_rx_empty(s)) {
+		if (stream_tx_idle(s)) {
+			stream_close(s);
+			return;
+		}
+		c->flags |= C_F_CLOSE_AFTER;
+	}
+	if ((c->flags & C_F_CLOSE_AFTER) && c->rs == RS_NONE) {
+		stream_flush(s);
+		conn_close_graceful(c);
+		if (s->flags & ST_F_CLOSING)
+			return;
+	}
+	update_client_timer(c);
+	stream_flush(s);
+	stream_want_rx(s);
+	if (c->up) {
+		stream_flush(&c->up->s);
+		stream_want_rx(&c->up->s);
+	}
+}
+
+/* ---- events ---- */
+
+void proxy_accept(struct shard *sh, int fd)
+{
+	int one = 1;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c || (!sh->scratch && !(sh->scratch = malloc(sh->cfg->max_header_size)))) {
+		free(c);
+		close(fd);
+		return;
+	}
+	sh->scratch_cap = sh->cfg->max_header_size;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	stream_init(&c->s, sh, fd, STREAM_CLIENT);
+	llhttp_init(&c->parser, HTTP_REQUEST, &sh->req_settings);
+	c->parser.data = &c->head;
+	c->head.limit = sh->cfg->max_header_size;
+	c->next = &sh->conns;
+	c->prev = sh->conns.prev;
+	sh->conns.prev->next = c;
+	sh->conns.prev = c;
+	sh->nconns++;
+	STAT_SET(sh, active_conns, sh->nconns);
+	timer_set(sh, &c->s.timer, T_CLIENT_HEADER);
+	stream_want_rx(&c->s);
+}
+
+void proxy_on_event(struct stream *s)
+{
+	if (s->kind == STREAM_CLIENT) {
+		conn_drive(conn_of(s));
+		return;
+	}
+	struct upstream *u = up_of(s);
+	if (!u->c) {
+		/* Idle: any input or a close ends it. */
+		if (!stream_rx_empty(s) || (s->flags & (ST_F_EOF | ST_F_ERROR))) {
+			pool_remove(s->sh, u);
+			stream_close(s);
+		}
+		return;
+	}
+	timer_set(s->sh, &s->timer, T_PROXY_READ);
+	conn_drive(u->c);
+}
+
+void proxy_on_timeout(struct stream *s)
+{
+	if (s->kind == STREAM_UPSTREAM) {
+		struct upstream *u = up_of(s);
+		if (!u->c) {
+			pool_remove(s->sh, u);
+			stream_close(s);
+			return;
+		}
+		struct conn *c = u->c;
+		upstream_fail(c, 504, "timed out waiting for the response");
+		if (!(c->s.flags & ST_F_CLOSING))
+			conn_drive(c);
+		return;
+	}
+	struct conn *c = conn_of(s);
+	switch (s->timer.cls < 0 ? -1 : s->timer.cls) {
+	default:
+		break;
+	}
+	log_debug("proxy", "client connection timed out (request %u)", c->nreq);
+	conn_abort(c);
+}
+
+void proxy_on_closed(struct stream *s)
+{
+	struct shard *sh = s->sh;
+
+	if (s->kind == STREAM_UPSTREAM) {
+		struct upstream *u = up_of(s);
+		pool_remove(sh, u);
+		if (u->c && u->c->up == u)
+			u->c->up = NULL;
+		http1_head_free(&u->head);
+		free(u);
+		return;
+	}
+	struct conn *c = conn_of(s);
+	upstream_detach_close(c);
+	if (c->sref)
+		snapref_put(sh, c->sref);
+	free(c->fwd_head);
+	http1_head_free(&c->head);
+	c->prev->next = c->next;
+	c->next->prev = c->prev;
+	sh->nconns--;
+	STAT_SET(sh, active_conns, sh->nconns);
+	free(c);
+}
+
+/* First call: idle connections close, busy ones close after their response.
+ * After the shutdown deadline: everything closes. */
+void proxy_stop(struct shard *sh)
+{
+	bool force = sh->now_ms >= sh->stop_deadline;
+	struct conn *c = sh->conns.next;
+
+	while (c != &sh->conns) {
+		struct conn *next = c->next;
+		if (force || (c->rq == RQ_HEAD && c->rs == RS_NONE && !c->head.len)) {
+			conn_abort(c);
+		} else {
+			c->flags |= C_F_CLOSE_AFTER;
+		}
+		c = next;
+	}
+	proxy_pool_flush(sh);
+}

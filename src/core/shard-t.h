@@ -1,0 +1,254 @@
+/* shard-t.h - types private to the data plane: shard, stream, connection.
+ *
+ * A shard owns its ring, listener, provided buffers, connections, upstream
+ * pools and counters; nothing here is touched by another thread except the
+ * fields marked shared. */
+#ifndef RINGRESS_SHARD_T_H
+#define RINGRESS_SHARD_T_H
+
+#include "core/config-t.h"
+#include "core/http1.h"
+#include "core/shard.h"
+#include "core/snapshot-t.h"
+#include "core/spsc.h"
+
+#include <liburing.h>
+#include <llhttp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* Operation kinds, kept in the low 3 bits of SQE user_data. */
+enum op_kind {
+	OP_IGNORE = 0, /* cancels, linked timeouts */
+	OP_ACCEPT,
+	OP_RECV,
+	OP_SEND,
+	OP_CONNECT,
+	OP_WAKE,
+	OP_TICK,
+};
+#define OP_MASK 7ull
+#define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
+
+/* Timer classes: each has one duration, so each list stays sorted. */
+enum timer_class {
+	T_CLIENT_HEADER = 0,
+	T_CLIENT_IDLE,    /* keep-alive between requests */
+	T_CLIENT_BODY,    /* stalled client read or write */
+	T_LINGER,         /* lingering close */
+	T_PROXY_READ,
+	T_PROXY_SEND,
+	T_UPSTREAM_IDLE,
+	T_NCLASSES,
+};
+
+struct timer {
+	struct timer *prev, *next;
+	uint64_t deadline; /* ms, CLOCK_MONOTONIC */
+	int8_t cls;        /* -1 when not armed */
+};
+
+struct timer_list {
+	struct timer head; /* sentinel of a circular list */
+	uint64_t duration_ms;
+};
+
+/* One received chunk in a provided buffer. */
+struct rxchunk {
+	uint32_t off, len;
+	uint16_t bid;
+};
+
+/* One piece of data to send: a slice of a provided buffer (bid >= 0), a
+ * heap block to free after sending (heap), or static memory. */
+struct txitem {
+	char *base;
+	uint32_t len;
+	int32_t bid;
+	char *heap;
+};
+
+#define TX_MAX 8
+#define RX_HIGH 4 /* stop the multishot recv at this many queued chunks */
+
+enum stream_kind { STREAM_CLIENT, STREAM_UPSTREAM };
+
+#define ST_F_RX_ARMED (1u << 0)  /* multishot recv outstanding */
+#define ST_F_RX_CANCEL (1u << 1) /* its cancel was requested */
+#define ST_F_EOF (1u << 2)       /* peer closed its side */
+#define ST_F_SENDING (1u << 3)
+#define ST_F_CLOSING (1u << 4)
+#define ST_F_STARVED (1u << 5)   /* recv stopped on ENOBUFS */
+#define ST_F_CONNECTED (1u << 6) /* upstream: connect done */
+#define ST_F_ERROR (1u << 7)     /* socket error seen (err holds it) */
+
+/* One socket and its queues. Embedded first in struct conn / upstream. */
+struct stream {
+	struct shard *sh;
+	int fd;
+	uint8_t kind;
+	uint16_t flags;
+	uint16_t inflight; /* SQEs whose final CQE is still due */
+	int err;
+
+	struct rxchunk *rx; /* ring of rx_cap (power of two) chunks */
+	uint16_t rx_head, rx_n, rx_cap;
+	struct rxchunk rx_inline[2];
+
+	struct txitem tx[TX_MAX];
+	uint8_t tx_n, tx_sending;
+	struct iovec iov[TX_MAX];
+	struct msghdr msg;
+
+	struct timer timer;
+	struct stream *starved_next;
+};
+
+/* A snapshot as used by one shard: requests count their use locally. */
+struct snapref {
+	struct snapshot *snap;
+	uint32_t users;
+	uint32_t *rr; /* round-robin position per backend id */
+	bool current;
+};
+
+enum rq_state { RQ_HEAD = 0, RQ_BODY, RQ_DONE };
+enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
+
+#define C_F_KEEPALIVE (1u << 0)   /* client connection may serve another request */
+#define C_F_HEAD (1u << 1)        /* request method is HEAD */
+#define C_F_SENT (1u << 2)        /* response bytes queued to the client */
+#define C_F_CONTINUE (1u << 3)    /* ringress answered 100-continue */
+#define C_F_DECHUNK (1u << 4)     /* HTTP/1.0 client, chunked response */
+#define C_F_LINGER (1u << 5)      /* draining input before close */
+#define C_F_CLOSE_AFTER (1u << 6) /* close once the response is sent */
+#define C_F_HTTP10 (1u << 7)
+#define C_F_KICKED (1u << 8)      /* request body parser primed */
+#define C_F_RESP_KICKED (1u << 9)
+#define C_F_REPLAYABLE (1u << 10) /* request head kept: may retry on a fresh upstream */
+#define C_F_RETRIED (1u << 11)
+
+struct upstream;
+
+/* A client connection and the request it is serving. */
+struct conn {
+	struct stream s;
+	struct conn *prev, *next; /* shard's list of connections */
+	struct upstream *up;
+	uint32_t flags;
+	uint8_t rq, rs;
+	uint32_t nreq;
+	uint64_t body_bytes;
+	llhttp_t parser;
+	struct http1_head head;
+	struct http1_info info;
+	struct snapref *sref;
+	const struct snap_backend *backend;
+	char *fwd_head; /* request head sent upstream, kept for a replay */
+	uint32_t fwd_len;
+	char peer_ip[48];
+};
+
+/* A connection to one endpoint; idle in its shard's pool or serving c. */
+struct upstream {
+	struct stream s;
+	struct upstream *pool_prev, *pool_next;
+	struct conn *c;
+	uint32_t nreq;
+	uint32_t hash;
+	bool idle, reused, reusable;
+	llhttp_t parser;
+	struct http1_head head;
+	struct http1_info info;
+	struct snap_endpoint ep;
+	struct __kernel_timespec connect_ts;
+};
+
+#define POOL_BUCKETS 256
+
+struct shard {
+	int id;
+	int cpu;
+	const struct core_config *cfg;
+	struct io_uring ring;
+	pthread_t thread;
+	int listen_fd;
+	int wake_fd;
+	uint64_t wake_val;
+	struct __kernel_timespec tick_ts;
+
+	/* provided buffers */
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	uint8_t *bufref;
+	uint32_t nbufs;
+	struct stream *starved;
+
+	uint64_t now_ms;
+	char date[40]; /* IMF-fixdate, refreshed every second */
+	time_t date_sec;
+	uint64_t rng[2];
+	char *scratch; /* normalised path of the request being routed */
+	uint32_t scratch_cap;
+
+	struct timer_list timers[T_NCLASSES];
+	struct conn conns; /* sentinel of the connection list */
+	uint32_t nconns, nstreams;
+	struct upstream *pool[POOL_BUCKETS];
+
+	struct snapref refs[8];
+	struct snapref *cur;
+
+	bool stopping, accepting;
+	uint64_t stop_deadline;
+
+	llhttp_settings_t req_settings, resp_settings;
+
+	/* shared with other threads */
+	struct spsc queue;
+	_Atomic bool stop;
+	_Atomic uint64_t heartbeat_ms;
+	_Atomic uint64_t generation;
+	_Atomic int start_status; /* 0 starting, 1 running, -errno failed */
+	struct shard_stats stats; /* written by the shard, read relaxed */
+};
+
+#define STAT_INC(sh, f) __atomic_store_n(&(sh)->stats.f, (sh)->stats.f + 1, __ATOMIC_RELAXED)
+#define STAT_SET(sh, f, v) __atomic_store_n(&(sh)->stats.f, (v), __ATOMIC_RELAXED)
+
+/* stream.c */
+void stream_init(struct stream *s, struct shard *sh, int fd, enum stream_kind kind);
+void stream_want_rx(struct stream *s);
+bool stream_rx_empty(const struct stream *s);
+struct rxchunk *stream_rx_front(struct stream *s);
+char *stream_chunk_data(const struct stream *s, const struct rxchunk *c);
+void stream_rx_consume(struct stream *s, uint32_t n);
+bool stream_tx_room(const struct stream *s);
+bool stream_tx_idle(const struct stream *s);
+int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap);
+void stream_flush(struct stream *s);
+void stream_close(struct stream *s);
+void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe);
+void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);
+void stream_drop_rx(struct stream *s);
+bool stream_op_done(struct stream *s);
+void shard_buf_release(struct shard *sh, uint16_t bid);
+struct io_uring_sqe *shard_sqe(struct shard *sh);
+
+/* timers (shard.c) */
+void timer_set(struct shard *sh, struct timer *t, enum timer_class cls);
+void timer_del(struct timer *t);
+
+/* proxy.c: events delivered by stream.c and shard.c */
+void proxy_accept(struct shard *sh, int fd);
+void proxy_on_event(struct stream *s);
+void proxy_on_connect(struct upstream *u, int res);
+void proxy_on_timeout(struct stream *s);
+void proxy_on_closed(struct stream *s);
+void proxy_stop(struct shard *sh);
+void proxy_pool_flush(struct shard *sh);
+void snapref_put(struct shard *sh, struct snapref *r);
+
+#endif

@@ -1,0 +1,586 @@
+/* shard.c - shard threads: ring and buffer set-up, the event loop, timers,
+ * snapshot adoption, listeners and the group's life cycle. */
+#include "core/log.h"
+#include "core/shard-t.h"
+#include "core/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BGID 1
+#define TICK_MS 100
+#define RING_ENTRIES 4096
+
+struct shard_group {
+	const struct core_config *cfg;
+	int n;
+	struct shard *shards;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- timers: one FIFO list per class, so each list is sorted ---- */
+
+static uint64_t class_duration(const struct core_config *cfg, enum timer_class cls)
+{
+	switch (cls) {
+	case T_CLIENT_HEADER: return cfg->client_header_timeout_ms;
+	case T_CLIENT_IDLE: return cfg->keepalive_timeout_ms;
+	case T_CLIENT_BODY: return cfg->client_body_timeout_ms;
+	case T_LINGER: return 2000;
+	case T_PROXY_READ: return cfg->proxy_read_timeout_ms;
+	case T_PROXY_SEND: return cfg->proxy_send_timeout_ms;
+	case T_UPSTREAM_IDLE: return cfg->upstream_keepalive_timeout_ms;
+	default: return 60000;
+	}
+}
+
+void timer_del(struct timer *t)
+{
+	if (t->cls < 0)
+		return;
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	t->cls = -1;
+}
+
+/* (Re)arms t to fire after its class's duration from now. */
+void timer_set(struct shard *sh, struct timer *t, enum timer_class cls)
+{
+	struct timer_list *l = &sh->timers[cls];
+	timer_del(t);
+	t->deadline = sh->now_ms + l->duration_ms;
+	t->cls = (int8_t)cls;
+	t->prev = l->head.prev;
+	t->next = &l->head;
+	l->head.prev->next = t;
+	l->head.prev = t;
+}
+
+static void timers_run(struct shard *sh)
+{
+	for (int c = 0; c < T_NCLASSES; c++) {
+		struct timer *head = &sh->timers[c].head;
+		while (head->next != head && head->next->deadline <= sh->now_ms) {
+			struct timer *t = head->next;
+			timer_del(t);
+			struct stream *s = (struct stream *)((char *)t - offsetof(struct stream, timer));
+			proxy_on_timeout(s);
+		}
+	}
+}
+
+/* ---- snapshots ---- */
+
+/* Drops one use of r; a retired snapshot is released by its last user. */
+void snapref_put(struct shard *sh, struct snapref *r)
+{
+	(void)sh;
+	if (--r->users || r->current)
+		return;
+	snapshot_release(r->snap);
+	free(r->rr);
+	r->snap = NULL;
+	r->rr = NULL;
+}
+
+static void snapshot_adopt(struct shard *sh, struct snapshot *s)
+{
+	struct snapref *slot = NULL;
+	for (unsigned i = 0; i < sizeof(sh->refs) / sizeof(sh->refs[0]); i++) {
+		if (!sh->refs[i].snap) {
+			slot = &sh->refs[i];
+			break;
+		}
+	}
+	uint32_t *rr = calloc(s->nbackends ? s->nbackends : 1, sizeof(uint32_t));
+	if (!slot || !rr) {
+		/* Every slot is held by old requests: keep the current one. */
+		log_warn("shard", "shard %d: cannot adopt generation %llu yet", sh->id,
+			 (unsigned long long)s->generation);
+		free(rr);
+		snapshot_release(s);
+		return;
+	}
+	for (uint32_t b = 0; b < s->nbackends; b++)
+		rr[b] = (uint32_t)sh->id;
+	*slot = (struct snapref){.snap = s, .users = 1, .rr = rr, .current = true};
+	if (sh->cur) {
+		sh->cur->current = false;
+		sh->cur->current = false;
+		struct snapref *old = sh->cur;
+		sh->cur = slot;
+		snapref_put(sh, old);
+	} else {
+		sh->cur = slot;
+	}
+	atomic_store(&sh->generation, s->generation);
+	log_debug("shard", "shard %d: adopted generation %llu", sh->id,
+		  (unsigned long long)s->generation);
+	proxy_pool_flush(sh);
+}
+
+static void queue_drain(struct shard *sh)
+{
+	struct snapshot *s, *last = NULL;
+	while ((s = spsc_pop(&sh->queue))) {
+		if (last)
+			snapshot_release(last);
+		last = s;
+	}
+	if (last)
+		snapshot_adopt(sh, last);
+}
+
+/* ---- ring set-up ---- */
+
+static int ring_init(struct shard *sh)
+{
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	p.flags |= IORING_SETUP_CQSIZE;
+	p.cq_entries = RING_ENTRIES * 4;
+	int ret = io_uring_queue_init_params(RING_ENTRIES, &sh->ring, &p);
+	if (ret == -EINVAL) {
+		/* Older kernel: no SINGLE_ISSUER / DEFER_TASKRUN. */
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 4;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &sh->ring, &p);
+	}
+	if (ret < 0)
+		return ret;
+
+	sh->nbufs = sh->cfg->buf_count;
+	size_t brsize = sizeof(struct io_uring_buf) * sh->nbufs;
+	sh->br = mmap(NULL, brsize, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (sh->br == MAP_FAILED)
+		return -ENOMEM;
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (uint64_t)(uintptr_t)sh->br, .ring_entries = sh->nbufs, .bgid = BGID};
+	ret = io_uring_register_buf_ring(&sh->ring, &reg, 0);
+	if (ret < 0)
+		return ret;
+	io_uring_buf_ring_init(sh->br);
+	sh->bufs = malloc((size_t)sh->nbufs * sh->cfg->buf_size);
+	sh->bufref = calloc(sh->nbufs, 1);
+	if (!sh->bufs || !sh->bufref)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < sh->nbufs; i++)
+		io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)i * sh->cfg->buf_size,
+				      sh->cfg->buf_size, (uint16_t)i,
+				      io_uring_buf_ring_mask(sh->nbufs), (int)i);
+	io_uring_buf_ring_advance(sh->br, (int)sh->nbufs);
+	return 0;
+}
+
+static void arm_accept(struct shard *sh)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	io_uring_prep_multishot_accept(sqe, sh->listen_fd, NULL, NULL, 0);
+	io_uring_sqe_set_data64(sqe, UD(sh, OP_ACCEPT));
+	sh->accepting = true;
+}
+
+static void arm_wake(struct shard *sh)
+{
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	io_uring_prep_read(sqe, sh->wake_fd, &sh->wake_val, sizeof(sh->wake_val), 0);
+	io_uring_sqe_set_data64(sqe, UD(sh, OP_WAKE));
+}
+
+static void arm_tick(struct shard *sh)
+{
+	sh->tick_ts.tv_sec = 0;
+	sh->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+	struct io_uring_sqe *sqe = shard_sqe(sh);
+	io_uring_prep_timeout(sqe, &sh->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, UD(sh, OP_TICK));
+}
+
+static void update_date(struct shard *sh)
+{
+	time_t t = time(NULL);
+	if (t == sh->date_sec)
+		return;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(sh->date, sizeof(sh->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	sh->date_sec = t;
+}
+
+/* Starts the graceful stop: no more accepts; idle connections close; busy
+ * ones close after their current response. */
+static void shard_begin_stop(struct shard *sh)
+{
+	if (sh->stopping)
+		return;
+	sh->stopping = true;
+	sh->stop_deadline = sh->now_ms + sh->cfg->shutdown_timeout_ms;
+	if (sh->accepting) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+		io_uring_prep_cancel64(sqe, UD(sh, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	}
+	proxy_stop(sh);
+}
+
+static void on_accept(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	if (cqe->res >= 0) {
+		if (sh->stopping) {
+			close(cqe->res);
+		} else {
+			STAT_INC(sh, accepted);
+			proxy_accept(sh, cqe->res);
+		}
+	} else if (cqe->res != -ECANCELED && !sh->stopping) {
+		log_warn("shard", "shard %d: accept: %s", sh->id, strerror(-cqe->res));
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		sh->accepting = false;
+		if (sh->stopping) {
+			close(sh->listen_fd);
+			sh->listen_fd = -1;
+		} else {
+			arm_accept(sh);
+		}
+	}
+}
+
+static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	void *ptr = (void *)(uintptr_t)(ud & ~OP_MASK);
+
+	switch ((enum op_kind)(ud & OP_MASK)) {
+	case OP_IGNORE:
+		break;
+	case OP_ACCEPT:
+		on_accept(sh, cqe);
+		break;
+	case OP_RECV:
+		stream_on_recv(ptr, cqe);
+		break;
+	case OP_SEND:
+		stream_on_send(ptr, cqe);
+		break;
+	case OP_CONNECT:
+		proxy_on_connect(ptr, cqe->res);
+		break;
+	case OP_WAKE:
+		queue_drain(sh);
+		if (atomic_load(&sh->stop))
+			shard_begin_stop(sh);
+		arm_wake(sh);
+		break;
+	case OP_TICK:
+		update_date(sh);
+		atomic_store_explicit(&sh->heartbeat_ms, sh->now_ms, memory_order_relaxed);
+		if (sh->stopping && sh->now_ms >= sh->stop_deadline)
+			proxy_stop(sh); /* second call: closes every connection */
+		arm_tick(sh);
+		break;
+	}
+}
+
+static void pin_cpu(struct shard *sh)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(sh->cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+		log_warn("shard", "shard %d: cannot pin to CPU %d", sh->id, sh->cpu);
+}
+
+static void *shard_main(void *arg)
+{
+	struct shard *sh = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "shard-%d", sh->id);
+	pthread_setname_np(pthread_self(), name);
+	pin_cpu(sh);
+	int ret = ring_init(sh);
+	if (ret < 0) {
+		atomic_store(&sh->start_status, ret);
+		return NULL;
+	}
+	sh->now_ms = now_ms();
+	for (int c = 0; c < T_NCLASSES; c++) {
+		sh->timers[c].head.next = sh->timers[c].head.prev = &sh->timers[c].head;
+		sh->timers[c].duration_ms = class_duration(sh->cfg, (enum timer_class)c);
+	}
+	sh->conns.next = sh->conns.prev = &sh->conns;
+	http1_settings_init(&sh->req_settings);
+	http1_settings_init(&sh->resp_settings);
+	update_date(sh);
+	atomic_store(&sh->heartbeat_ms, sh->now_ms);
+	arm_accept(sh);
+	arm_wake(sh);
+	arm_tick(sh);
+	atomic_store(&sh->start_status, 1);
+
+	for (;;) {
+		io_uring_submit_and_wait(&sh->ring, 1);
+		sh->now_ms = now_ms();
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&sh->ring, head, cqe)
+		{
+			dispatch(sh, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&sh->ring, n);
+		timers_run(sh);
+		if (sh->stopping && !sh->nstreams && !sh->accepting)
+			break;
+	}
+	io_uring_queue_exit(&sh->ring);
+	return NULL;
+}
+
+/* ---- group ---- */
+
+static int open_listener(const struct core_config *cfg)
+{
+	struct sockaddr_in6 a6 = {0};
+	struct sockaddr_in a4 = {0};
+	struct sockaddr *sa;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (inet_pton(AF_INET, cfg->bind, &a4.sin_addr) == 1) {
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons(cfg->http_port);
+		sa = (struct sockaddr *)&a4;
+		len = sizeof(a4);
+	} else if (inet_pton(AF_INET6, cfg->bind, &a6.sin6_addr) == 1) {
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons(cfg->http_port);
+		sa = (struct sockaddr *)&a6;
+		len = sizeof(a6);
+	} else {
+		return -EINVAL;
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, sa, len) < 0 || listen(fd, 4096) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* Explains why io_uring is unusable and how to fix it. */
+static int probe_io_uring(void)
+{
+	struct io_uring ring;
+	int ret = io_uring_queue_init(4, &ring, 0);
+	if (ret == 0) {
+		io_uring_queue_exit(&ring);
+		return 0;
+	}
+	if (ret == -EPERM || ret == -ENOSYS || ret == -EACCES) {
+		FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+		int disabled = 0;
+		if (f) {
+			if (fscanf(f, "%d", &disabled) != 1)
+				disabled = 0;
+			fclose(f);
+		}
+		if (disabled)
+			log_error("shard",
+				  "cannot create an io_uring ring: %s; kernel.io_uring_disabled=%d "
+				  "forbids it: run `sysctl -w kernel.io_uring_disabled=0`",
+				  strerror(-ret), disabled);
+		else
+			log_error("shard",
+				  "cannot create an io_uring ring: %s; a seccomp profile blocks "
+				  "io_uring (container runtimes' default profiles do): run with the "
+				  "profile in deploy/ that allows io_uring_setup, io_uring_enter and "
+				  "io_uring_register",
+				  strerror(-ret));
+	} else {
+		log_error("shard", "cannot create an io_uring ring: %s", strerror(-ret));
+	}
+	return ret;
+}
+
+struct shard_group *shard_group_start(const struct core_config *cfg)
+{
+	cpu_set_t allowed;
+	int cpus[CPU_SETSIZE], ncpus = 0;
+
+	if (probe_io_uring() < 0)
+		return NULL;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &allowed))
+				cpus[ncpus++] = c;
+	}
+	if (!ncpus)
+		cpus[ncpus++] = 0;
+
+	struct shard_group *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->cfg = cfg;
+	g->n = cfg->nshards;
+	g->shards = aligned_alloc(64, sizeof(struct shard) * (size_t)g->n);
+	if (!g->shards) {
+		free(g);
+		return NULL;
+	}
+	memset(g->shards, 0, sizeof(struct shard) * (size_t)g->n);
+	for (int i = 0; i < g->n; i++) {
+		struct shard *sh = &g->shards[i];
+		sh->id = i;
+		sh->cpu = cpus[i % ncpus];
+		sh->cfg = cfg;
+		sh->listen_fd = open_listener(cfg);
+		if (sh->listen_fd < 0) {
+			log_error("shard", "cannot listen on %s:%u: %s (is another process using the "
+				  "port? use --bind/--http-port)",
+				  cfg->bind, cfg->http_port, strerror(-sh->listen_fd));
+			goto err;
+		}
+		sh->wake_fd = eventfd(0, EFD_CLOEXEC);
+		if (sh->wake_fd < 0 || spsc_init(&sh->queue, 64) < 0)
+			goto err;
+		uint64_t seed[2];
+		if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
+			seed[0] = (uint64_t)now_ms() * 0x9E3779B97F4A7C15ull;
+			seed[1] = (uint64_t)getpid() ^ (uint64_t)i;
+		}
+		sh->rng[0] = seed[0] | 1;
+		sh->rng[1] = seed[1] | 2;
+	}
+	for (int i = 0; i < g->n; i++) {
+		if (pthread_create(&g->shards[i].thread, NULL, shard_main, &g->shards[i])) {
+			log_error("shard", "cannot start shard thread %d", i);
+			exit(1);
+		}
+	}
+	for (int i = 0; i < g->n; i++) {
+		int st;
+		while ((st = atomic_load(&g->shards[i].start_status)) == 0)
+			usleep(1000);
+		if (st < 0) {
+			log_error("shard", "shard %d: cannot set up its ring: %s", i, strerror(-st));
+			exit(1);
+		}
+	}
+	log_info("shard", "%d shard(s) listening on %s:%u", g->n, cfg->bind, cfg->http_port);
+	return g;
+err:
+	for (int i = 0; i < g->n; i++) {
+		if (g->shards[i].listen_fd > 0)
+			close(g->shards[i].listen_fd);
+	}
+	free(g->shards);
+	free(g);
+	return NULL;
+}
+
+static void shard_wake(struct shard *sh)
+{
+	uint64_t one = 1;
+	ssize_t w = write(sh->wake_fd, &one, sizeof(one));
+	(void)w;
+}
+
+void shard_group_publish(struct shard_group *g, struct snapshot *s)
+{
+	for (int i = 0; i < g->n; i++) {
+		struct shard *sh = &g->shards[i];
+		snapshot_acquire(s);
+		while (!spsc_push(&sh->queue, s))
+			usleep(1000); /* the shard drains the queue on every wake-up */
+		shard_wake(sh);
+	}
+	snapshot_release(s);
+}
+
+bool shard_group_healthy(struct shard_group *g)
+{
+	uint64_t now = now_ms();
+	for (int i = 0; i < g->n; i++) {
+		uint64_t hb = atomic_load_explicit(&g->shards[i].heartbeat_ms, memory_order_relaxed);
+		if (now > hb + 5000)
+			return false;
+	}
+	return true;
+}
+
+bool shard_group_ready(struct shard_group *g)
+{
+	for (int i = 0; i < g->n; i++)
+		if (!atomic_load(&g->shards[i].generation))
+			return false;
+	return true;
+}
+
+void shard_group_stats(struct shard_group *g, struct shard_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < g->n; i++) {
+		struct shard_stats *s = &g->shards[i].stats;
+		out->accepted += __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
+		out->requests += __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+		out->responses_local += __atomic_load_n(&s->responses_local, __ATOMIC_RELAXED);
+		out->upstream_connects += __atomic_load_n(&s->upstream_connects, __ATOMIC_RELAXED);
+		out->upstream_errors += __atomic_load_n(&s->upstream_errors, __ATOMIC_RELAXED);
+		out->active_conns += __atomic_load_n(&s->active_conns, __ATOMIC_RELAXED);
+	}
+}
+
+void shard_group_stop(struct shard_group *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		atomic_store(&g->shards[i].stop, true);
+		shard_wake(&g->shards[i]);
+	}
+	for (int i = 0; i < g->n; i++) {
+		struct shard *sh = &g->shards[i];
+		pthread_join(sh->thread, NULL);
+		struct snapshot *s;
+		while ((s = spsc_pop(&sh->queue)))
+			snapshot_release(s);
+		for (unsigned r = 0; r < sizeof(sh->refs) / sizeof(sh->refs[0]); r++) {
+			if (sh->refs[r].snap)
+				snapshot_release(sh->refs[r].snap);
+			free(sh->refs[r].rr);
+		}
+		spsc_deinit(&sh->queue);
+		close(sh->wake_fd);
+		free(sh->bufs);
+		free(sh->bufref);
+		if (sh->br)
+			munmap(sh->br, sizeof(struct io_uring_buf) * sh->nbufs);
+	}
+	free(g->shards);
+	free(g);
+}

@@ -1,0 +1,80 @@
+/* snapshot-t.h - the compiled, immutable routing configuration shared by shards.
+ *
+ * A snapshot is built by the control thread with the builder API in
+ * snapshot.h, frozen, then published to every shard. Shards only read it.
+ * All memory of one snapshot (strings, tables, endpoints) is owned by the
+ * snapshot and freed by snapshot_free. */
+#ifndef RINGRESS_SNAPSHOT_T_H
+#define RINGRESS_SNAPSHOT_T_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* One pod endpoint: an address and port to connect to. */
+struct snap_endpoint {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+	socklen_t addrlen;
+	char text[64]; /* "10.0.0.1:8080" or "[::1]:8080", for logs and headers */
+};
+
+/* A backend: one Service port of one namespace, with its ready endpoints. */
+struct snap_backend {
+	const char *name; /* "namespace/service:port", for logs */
+	uint32_t id;      /* index in snapshot->backends */
+	uint32_t nendpoints;
+	struct snap_endpoint *endpoints; /* nendpoints entries, stable order */
+};
+
+enum snap_path_type {
+	SNAP_PATH_PREFIX = 0, /* Prefix and ImplementationSpecific */
+	SNAP_PATH_EXACT = 1,
+};
+
+/* One path rule of a host. */
+struct snap_path {
+	const char *path; /* normalised: no trailing '/' for Prefix except "/" */
+	uint32_t len;
+	uint8_t type; /* enum snap_path_type */
+	const struct snap_backend *backend;
+};
+
+/* The path rules of one host, sorted so that the first match is the best:
+ * longer paths first, Exact before Prefix at equal length. */
+struct snap_host {
+	const char *name; /* lower case; "*.foo.com" for wildcards; "" for any */
+	uint32_t len;
+	uint32_t npaths;
+	struct snap_path *paths;
+};
+
+/* A frozen snapshot. Fields after `refs` never change once published. */
+struct snapshot {
+	_Atomic uint32_t refs;  /* owners: the control thread and each shard */
+	uint64_t generation;    /* increasing; 1 for the first configuration */
+
+	uint32_t nbackends;
+	struct snap_backend *backends;
+
+	/* Exact host names: open-addressing hash table of hosts_cap slots
+	 * (power of two), NULL where empty. */
+	uint32_t hosts_cap;
+	struct snap_host **hosts;
+	/* Wildcard hosts, keyed by the suffix after "*." (e.g. "foo.com"). */
+	uint32_t wild_cap;
+	struct snap_host **wild;
+	/* Rules without a host; NULL when there are none. */
+	struct snap_host *any_host;
+	/* Catch-all backend when nothing matches; NULL means 404. */
+	const struct snap_backend *default_backend;
+
+	void *arena; /* private to snapshot.c */
+};
+
+#endif

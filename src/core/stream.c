@@ -1,0 +1,319 @@
+/* stream.c - one socket on a shard's ring: multishot recv into provided
+ * buffers with back-pressure, ordered zero-copy sends, and closing through
+ * cancellation (memory named in an SQE lives until its CQE). */
+#include "core/log.h"
+#include "core/shard-t.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BGID 1
+
+/* Returns a free SQE, submitting pending ones first when the SQ is full. */
+struct io_uring_sqe *shard_sqe(struct shard *sh)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+	while (!sqe) {
+		io_uring_submit(&sh->ring);
+		sqe = io_uring_get_sqe(&sh->ring);
+	}
+	return sqe;
+}
+
+void stream_init(struct stream *s, struct shard *sh, int fd, enum stream_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	s->sh = sh;
+	s->fd = fd;
+	s->kind = (uint8_t)kind;
+	s->rx = s->rx_inline;
+	s->rx_cap = 2;
+	s->timer.cls = -1;
+	sh->nstreams++;
+}
+
+/* Returns a provided buffer to the ring once nothing refers to it. */
+void shard_buf_release(struct shard *sh, uint16_t bid)
+{
+	if (--sh->bufref[bid])
+		return;
+	io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)bid * sh->cfg->buf_size,
+			      sh->cfg->buf_size, bid, io_uring_buf_ring_mask(sh->nbufs), 0);
+	io_uring_buf_ring_advance(sh->br, 1);
+	/* Streams that stopped on ENOBUFS can read again. */
+	while (sh->starved) {
+		struct stream *s = sh->starved;
+		sh->starved = s->starved_next;
+		s->starved_next = NULL;
+		s->flags &= (uint16_t)~ST_F_STARVED;
+		stream_want_rx(s);
+	}
+}
+
+bool stream_rx_empty(const struct stream *s)
+{
+	return s->rx_n == 0;
+}
+
+struct rxchunk *stream_rx_front(struct stream *s)
+{
+	return s->rx_n ? &s->rx[s->rx_head] : NULL;
+}
+
+char *stream_chunk_data(const struct stream *s, const struct rxchunk *c)
+{
+	return s->sh->bufs + (size_t)c->bid * s->sh->cfg->buf_size + c->off;
+}
+
+/* Marks n bytes of the front chunk as used; a used-up chunk goes back. */
+void stream_rx_consume(struct stream *s, uint32_t n)
+{
+	struct rxchunk *c = &s->rx[s->rx_head];
+	c->off += n;
+	c->len -= n;
+	if (c->len)
+		return;
+	shard_buf_release(s->sh, c->bid);
+	s->rx_head = (uint16_t)((s->rx_head + 1) & (s->rx_cap - 1));
+	s->rx_n--;
+}
+
+/* Drops everything received and not yet used. */
+void stream_drop_rx(struct stream *s)
+{
+	while (s->rx_n)
+		stream_rx_consume(s, s->rx[s->rx_head].len);
+}
+
+static int rx_push(struct stream *s, uint16_t bid, uint32_t len)
+{
+	if (s->rx_n == s->rx_cap) {
+		uint16_t cap = (uint16_t)(s->rx_cap * 2);
+		struct rxchunk *n = malloc(sizeof(*n) * cap);
+		if (!n)
+			return -ENOMEM;
+		for (uint16_t i = 0; i < s->rx_n; i++)
+			n[i] = s->rx[(s->rx_head + i) & (s->rx_cap - 1)];
+		if (s->rx != s->rx_inline)
+			free(s->rx);
+		s->rx = n;
+		s->rx_cap = cap;
+		s->rx_head = 0;
+	}
+	struct rxchunk *c = &s->rx[(s->rx_head + s->rx_n) & (s->rx_cap - 1)];
+	c->bid = bid;
+	c->off = 0;
+	c->len = len;
+	s->rx_n++;
+	return 0;
+}
+
+/* Arms the multishot recv when the stream has room for input, or cancels it
+ * when the queue of unused input reached RX_HIGH (back-pressure). */
+void stream_want_rx(struct stream *s)
+{
+	struct shard *sh = s->sh;
+	struct io_uring_sqe *sqe;
+
+	if (s->flags & (ST_F_CLOSING | ST_F_EOF | ST_F_ERROR))
+		return;
+	if (s->rx_n >= RX_HIGH) {
+		if ((s->flags & ST_F_RX_ARMED) && !(s->flags & ST_F_RX_CANCEL)) {
+			sqe = shard_sqe(sh);
+			io_uring_prep_cancel64(sqe, UD(s, OP_RECV), 0);
+			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+			s->flags |= ST_F_RX_CANCEL;
+		}
+		return;
+	}
+	if (s->flags & (ST_F_RX_ARMED | ST_F_STARVED))
+		return;
+	sqe = shard_sqe(sh);
+	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	io_uring_sqe_set_data64(sqe, UD(s, OP_RECV));
+	s->flags |= ST_F_RX_ARMED;
+	s->inflight++;
+}
+
+/* Finishes a stream whose last CQE has arrived. */
+static void stream_finalize(struct stream *s)
+{
+	struct shard *sh = s->sh;
+
+	for (uint8_t i = 0; i < s->tx_n; i++) {
+		if (s->tx[i].bid >= 0)
+			shard_buf_release(sh, (uint16_t)s->tx[i].bid);
+		free(s->tx[i].heap);
+	}
+	s->tx_n = 0;
+	stream_drop_rx(s);
+	if (s->rx != s->rx_inline)
+		free(s->rx);
+	s->rx = s->rx_inline;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	sh->nstreams--;
+	proxy_on_closed(s);
+}
+
+/* Counts down one finished operation; finalises a closing stream after its
+ * last one. Returns true when the stream is gone. */
+bool stream_op_done(struct stream *s)
+{
+	s->inflight--;
+	if ((s->flags & ST_F_CLOSING) && !s->inflight) {
+		stream_finalize(s);
+		return true;
+	}
+	return false;
+}
+
+static bool stream_cqe_done(struct stream *s, struct io_uring_cqe *cqe)
+{
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return false;
+	return stream_op_done(s);
+}
+
+void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
+{
+	int res = cqe->res;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+
+	if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		s->sh->bufref[bid] = 1;
+		if ((s->flags & ST_F_CLOSING) || rx_push(s, bid, (uint32_t)res) < 0)
+			shard_buf_release(s->sh, bid);
+	}
+	if (!more) {
+		s->flags &= (uint16_t)~(ST_F_RX_ARMED | ST_F_RX_CANCEL);
+		if (res == 0) {
+			s->flags |= ST_F_EOF;
+		} else if (res == -ENOBUFS) {
+			s->flags |= ST_F_STARVED;
+			s->starved_next = s->sh->starved;
+			s->sh->starved = s;
+		} else if (res < 0 && res != -ECANCELED) {
+			s->flags |= ST_F_ERROR;
+			if (!s->err)
+				s->err = res;
+		}
+	}
+	if (stream_cqe_done(s, cqe))
+		return;
+	if (!(s->flags & ST_F_CLOSING))
+		proxy_on_event(s);
+}
+
+bool stream_tx_room(const struct stream *s)
+{
+	return s->tx_n < TX_MAX - 1;
+}
+
+bool stream_tx_idle(const struct stream *s)
+{
+	return s->tx_n == 0;
+}
+
+/* Queues data to send; bid >= 0 takes a reference on that buffer; heap is
+ * freed once sent. Returns 0 or -ENOBUFS when the queue is full. */
+int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap)
+{
+	if (s->tx_n >= TX_MAX) {
+		free(heap);
+		return -ENOBUFS;
+	}
+	if (bid >= 0)
+		s->sh->bufref[bid]++;
+	s->tx[s->tx_n++] = (struct txitem){.base = base, .len = len, .bid = bid, .heap = heap};
+	return 0;
+}
+
+/* Starts one sendmsg of everything queued, unless one is in flight. */
+void stream_flush(struct stream *s)
+{
+	if ((s->flags & (ST_F_SENDING | ST_F_CLOSING | ST_F_ERROR)) || !s->tx_n)
+		return;
+	if (s->kind == STREAM_UPSTREAM && !(s->flags & ST_F_CONNECTED))
+		return;
+	for (uint8_t i = 0; i < s->tx_n; i++) {
+		s->iov[i].iov_base = s->tx[i].base;
+		s->iov[i].iov_len = s->tx[i].len;
+	}
+	memset(&s->msg, 0, sizeof(s->msg));
+	s->msg.msg_iov = s->iov;
+	s->msg.msg_iovlen = s->tx_n;
+	s->tx_sending = s->tx_n;
+	struct io_uring_sqe *sqe = shard_sqe(s->sh);
+	io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD(s, OP_SEND));
+	s->flags |= ST_F_SENDING;
+	s->inflight++;
+}
+
+void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
+{
+	int res = cqe->res;
+
+	s->flags &= (uint16_t)~ST_F_SENDING;
+	if (res < 0) {
+		s->flags |= ST_F_ERROR;
+		if (!s->err)
+			s->err = res;
+	} else {
+		uint32_t left = (uint32_t)res;
+		uint8_t done = 0;
+		while (done < s->tx_sending && left >= s->tx[done].len) {
+			left -= s->tx[done].len;
+			if (s->tx[done].bid >= 0)
+				shard_buf_release(s->sh, (uint16_t)s->tx[done].bid);
+			free(s->tx[done].heap);
+			done++;
+		}
+		if (left && done < s->tx_sending) {
+			s->tx[done].base += left;
+			s->tx[done].len -= left;
+		}
+		memmove(s->tx, s->tx + done, sizeof(s->tx[0]) * (size_t)(s->tx_n - done));
+		s->tx_n = (uint8_t)(s->tx_n - done);
+	}
+	s->tx_sending = 0;
+	if (stream_cqe_done(s, cqe))
+		return;
+	if (!(s->flags & ST_F_CLOSING)) {
+		stream_flush(s);
+		proxy_on_event(s);
+	}
+}
+
+/* Starts closing: cancels whatever is in flight; the stream is finalised
+ * (fd closed, buffers returned, owner told) when the last CQE arrives. */
+void stream_close(struct stream *s)
+{
+	if (s->flags & ST_F_CLOSING)
+		return;
+	s->flags |= ST_F_CLOSING;
+	timer_del(&s->timer);
+	stream_drop_rx(s);
+	if (s->flags & ST_F_STARVED) {
+		struct stream **pp = &s->sh->starved;
+		while (*pp && *pp != s)
+			pp = &(*pp)->starved_next;
+		if (*pp)
+			*pp = s->starved_next;
+		s->flags &= (uint16_t)~ST_F_STARVED;
+	}
+	if (!s->inflight) {
+		stream_finalize(s);
+		return;
+	}
+	struct io_uring_sqe *sqe = shard_sqe(s->sh);
+	io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, OP_IGNORE);
+}

@@ -1,0 +1,40 @@
+/* translate.h - Kubernetes objects to routing rules (pure: no I/O, no state).
+ *
+ * Reads Ingress, IngressClass, Service and EndpointSlice objects of a store
+ * and feeds a snapshot builder. Which Ingresses are ours, the order in which
+ * they are applied (oldest first, so the oldest wins a conflict) and how a
+ * backend is resolved to endpoints are described in translate.c. */
+#ifndef RINGRESS_K8S_TRANSLATE_H
+#define RINGRESS_K8S_TRANSLATE_H
+
+#include "core/snapshot.h"
+#include "k8s/store.h"
+
+#include <stdbool.h>
+
+/* Which Ingresses this controller serves. */
+struct k8s_class_options {
+	const char *ingress_class;    /* --ingress-class, e.g. "ringress" */
+	const char *controller_class; /* --controller-class (IngressClass spec.controller) */
+	bool watch_without_class;     /* serve Ingresses without any class */
+};
+
+/* Counters of one translation, for logs and tests. */
+struct k8s_translate_stats {
+	unsigned ingresses; /* Ingresses served */
+	unsigned ignored;   /* Ingresses of other classes */
+	unsigned routes;    /* path rules added */
+	unsigned conflicts; /* rules dropped because an older Ingress had them */
+	unsigned skipped;   /* invalid rules or backends skipped */
+	unsigned backends;  /* distinct backends */
+	unsigned unresolved; /* backends without a Service, port or endpoints */
+};
+
+/* Returns a builder filled from the store, owned by the caller, or NULL on
+ * allocation failure. Invalid parts are skipped with a warning naming the
+ * Ingress. stats may be NULL. */
+struct snapshot_builder *k8s_translate(const struct k8s_store *s,
+				       const struct k8s_class_options *o,
+				       struct k8s_translate_stats *stats);
+
+#endif

@@ -1,0 +1,310 @@
+/* main.c - composition root: flags, shards, control thread, admin, signals.
+ * The only file that sees core and k8s together. */
+#include "core/admin.h"
+#include "core/config-t.h"
+#include "core/log.h"
+#include "core/shard.h"
+#include "core/units.h"
+#include "k8s/controller.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RINGRESS_VERSION "0.1.0"
+
+enum flag_kind { F_STRING, F_PORT, F_INT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL };
+
+struct options {
+	struct core_config core;
+	struct k8s_options k8s;
+	uint64_t shards;
+	uint64_t keepalive_requests, upstream_keepalive_requests;
+	uint64_t http_port, admin_port;
+	uint64_t max_header_size;
+	const char *log_level;
+};
+
+static struct options opt;
+static uint64_t sync_period_ms;
+
+struct flag {
+	const char *name;
+	enum flag_kind kind;
+	void *dst;
+	const char *def; /* default as written on the command line; NULL: none */
+	const char *help;
+};
+
+/* Every flag, its default and its help line: --help and docs/configuration.md
+ * list exactly these. */
+static const struct flag flags[] = {
+	{"manifests", F_STRING, &opt.k8s.manifests, NULL,
+	 "File or directory of Kubernetes YAML/JSON manifests to serve (required)"},
+	{"bind", F_STRING, &opt.core.bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6)"},
+	{"http-port", F_PORT, &opt.http_port, "80", "Port for HTTP traffic"},
+	{"admin-port", F_PORT, &opt.admin_port, "10254", "Port for /healthz and /readyz"},
+	{"shards", F_INT, &opt.shards, NULL,
+	 "Shard threads, one per CPU (default: CPUs the process may run on)"},
+	{"ingress-class", F_STRING, &opt.k8s.ingress_class, "ringress",
+	 "Ingress class name this controller serves"},
+	{"controller-class", F_STRING, &opt.k8s.controller_class, "ringress.io/ingress-controller",
+	 "IngressClass spec.controller value this controller serves"},
+	{"watch-ingress-without-class", F_BOOL, &opt.k8s.watch_without_class, "false",
+	 "Also serve Ingresses that name no class"},
+	{"client-header-timeout", F_DURATION, &opt.core.client_header_timeout_ms, "60s",
+	 "Time allowed to read a request head"},
+	{"client-body-timeout", F_DURATION, &opt.core.client_body_timeout_ms, "60s",
+	 "Time allowed between two reads of a request body or two writes to a client"},
+	{"keep-alive", F_DURATION, &opt.core.keepalive_timeout_ms, "75s",
+	 "Idle time before a keep-alive client connection closes"},
+	{"keep-alive-requests", F_INT, &opt.keepalive_requests, "1000",
+	 "Requests served on one client connection"},
+	{"proxy-connect-timeout", F_DURATION, &opt.core.proxy_connect_timeout_ms, "5s",
+	 "Time allowed to connect to an upstream (504 after)"},
+	{"proxy-read-timeout", F_DURATION, &opt.core.proxy_read_timeout_ms, "60s",
+	 "Time allowed between two reads from an upstream (504 after)"},
+	{"proxy-send-timeout", F_DURATION, &opt.core.proxy_send_timeout_ms, "60s",
+	 "Time allowed between two writes to an upstream"},
+	{"upstream-keepalive-timeout", F_DURATION, &opt.core.upstream_keepalive_timeout_ms, "60s",
+	 "Idle time before a kept-alive upstream connection closes"},
+	{"upstream-keepalive-requests", F_INT, &opt.upstream_keepalive_requests, "10000",
+	 "Requests sent on one upstream connection"},
+	{"proxy-body-size", F_SIZE, &opt.core.proxy_body_size, "1m",
+	 "Largest request body (413 above; 0 = unlimited)"},
+	{"max-header-size", F_SIZE, &opt.max_header_size, "32k",
+	 "Largest request head, request line and headers together (431 above)"},
+	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
+	 "On SIGTERM, time allowed for requests in flight before connections are cut"},
+	{"sync-period", F_DURATION, &sync_period_ms, "200ms",
+	 "Delay between a manifest change and the rebuild of the configuration"},
+	{"log-level", F_LEVEL, &opt.log_level, "info", "error, warn, info or debug"},
+	{"version", F_BOOL, NULL, NULL, "Print the version and exit"},
+	{"help", F_BOOL, NULL, NULL, "Print this help and exit"},
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: ringress --manifests PATH [flags]\n\n"
+		   "io_uring HTTP/1.1 Kubernetes Ingress controller.\n"
+		   "Durations: 60 (seconds), 60s, 500ms, 5m, 1h. Sizes: 1048576, 512k, 1m, 1g.\n\n");
+	for (size_t i = 0; i < NFLAGS; i++) {
+		char left[64];
+		const char *arg = flags[i].kind == F_BOOL        ? ""
+				  : flags[i].kind == F_DURATION ? " DURATION"
+				  : flags[i].kind == F_SIZE     ? " SIZE"
+				  : flags[i].kind == F_PORT || flags[i].kind == F_INT ? " N"
+				  : flags[i].kind == F_LEVEL ? " LEVEL" : " VALUE";
+		snprintf(left, sizeof(left), "--%s%s", flags[i].name, arg);
+		fprintf(f, "  %-38s %s", left, flags[i].help);
+		if (flags[i].def && strcmp(flags[i].def, "false"))
+			fprintf(f, " (default %s)", flags[i].def);
+		fputc('\n', f);
+	}
+}
+
+static _Noreturn void bad_flag(const char *name, const char *val, const char *why)
+{
+	fprintf(stderr, "ringress: invalid value \"%s\" for --%s: %s (see ringress --help)\n", val,
+		name, why);
+	exit(2);
+}
+
+static void set_flag(const struct flag *f, const char *val)
+{
+	uint64_t v;
+	void *dst = f->dst;
+
+	switch (f->kind) {
+	case F_STRING:
+		if (!*val)
+			bad_flag(f->name, val, "must not be empty");
+		*(const char **)dst = val;
+		break;
+	case F_LEVEL: {
+		enum log_level l;
+		if (log_parse_level(val, &l) < 0)
+			bad_flag(f->name, val, "expected error, warn, info or debug");
+		log_threshold = l;
+		*(const char **)dst = val;
+		break;
+	}
+	case F_PORT:
+		if (units_parse_size(val, &v) < 0 || !v || v > 65535 || strpbrk(val, "kKmMgGbB"))
+			bad_flag(f->name, val, "expected a port number from 1 to 65535");
+		*(uint64_t *)dst = v;
+		break;
+	case F_INT:
+		if (units_parse_size(val, &v) < 0 || !v || v > INT_MAX || strpbrk(val, "kKmMgGbB"))
+			bad_flag(f->name, val, "expected a positive whole number");
+		*(uint64_t *)dst = v;
+		break;
+	case F_DURATION:
+		if (units_parse_duration(val, &v) < 0)
+			bad_flag(f->name, val, "expected a duration such as 60, 60s, 500ms or 5m");
+		*(uint64_t *)dst = v;
+		break;
+	case F_SIZE:
+		if (units_parse_size(val, &v) < 0)
+			bad_flag(f->name, val, "expected a size such as 1048576, 512k or 1m");
+		*(uint64_t *)dst = v;
+		break;
+	case F_BOOL:
+		if (!strcmp(val, "true") || !strcmp(val, "1"))
+			*(bool *)dst = true;
+		else if (!strcmp(val, "false") || !strcmp(val, "0"))
+			*(bool *)dst = false;
+		else
+			bad_flag(f->name, val, "expected true or false");
+		break;
+	}
+}
+
+static int allowed_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+static void parse_flags(int argc, char **argv)
+{
+	struct option longopts[NFLAGS + 1];
+
+	for (size_t i = 0; i < NFLAGS; i++) {
+		longopts[i] = (struct option){flags[i].name,
+					      flags[i].kind == F_BOOL ? optional_argument
+								      : required_argument,
+					      NULL, (int)i + 256};
+		if (flags[i].def && flags[i].dst)
+			set_flag(&flags[i], flags[i].def);
+	}
+	longopts[NFLAGS] = (struct option){0};
+	opterr = 0;
+	for (;;) {
+		int idx = -1;
+		int c = getopt_long(argc, argv, "h", longopts, &idx);
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			if (optopt >= 256)
+				fprintf(stderr, "ringress: --%s needs a value (see ringress --help)\n",
+					flags[optopt - 256].name);
+			else
+				fprintf(stderr, "ringress: unknown flag %s (see ringress --help)\n",
+					bad);
+			exit(2);
+		}
+		const struct flag *f = &flags[c - 256];
+		if (!strcmp(f->name, "help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (!strcmp(f->name, "version")) {
+			printf("ringress %s\n", RINGRESS_VERSION);
+			exit(0);
+		}
+		set_flag(f, f->kind == F_BOOL && !optarg ? "true" : optarg);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringress: unexpected argument \"%s\" (see ringress --help)\n",
+			argv[optind]);
+		exit(2);
+	}
+	if (!opt.k8s.manifests) {
+		fprintf(stderr, "ringress: --manifests PATH is required (a YAML/JSON file or a "
+				"directory of them)\n");
+		exit(2);
+	}
+	if (!opt.shards)
+		opt.shards = (uint64_t)allowed_cpus();
+	if (opt.max_header_size < 1024 || opt.max_header_size > (1u << 20))
+		bad_flag("max-header-size", "", "must be between 1k and 1m");
+	opt.core.nshards = (int)opt.shards;
+	opt.core.http_port = (uint16_t)opt.http_port;
+	opt.core.admin_port = (uint16_t)opt.admin_port;
+	opt.core.keepalive_requests = (uint32_t)opt.keepalive_requests;
+	opt.core.upstream_keepalive_requests = (uint32_t)opt.upstream_keepalive_requests;
+	opt.core.max_header_size = (uint32_t)opt.max_header_size;
+	opt.core.buf_size = 16384;
+	opt.core.buf_count = 1024;
+	opt.k8s.debounce_ms = (uint32_t)sync_period_ms;
+	if (!opt.k8s.debounce_ms)
+		opt.k8s.debounce_ms = 1;
+}
+
+static bool hook_healthy(void *arg)
+{
+	return shard_group_healthy(arg);
+}
+
+static bool hook_ready(void *arg)
+{
+	return shard_group_ready(arg);
+}
+
+static void publish(struct snapshot *s, void *arg)
+{
+	shard_group_publish(arg, s);
+}
+
+int main(int argc, char **argv)
+{
+	sigset_t sigs;
+
+	parse_flags(argc, argv);
+
+	/* Only this thread takes signals; every thread started below inherits
+	 * the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct shard_group *g = shard_group_start(&opt.core);
+	if (!g)
+		return 1;
+	struct admin_hooks hooks = {.healthy = hook_healthy, .ready = hook_ready, .arg = g};
+	struct admin *admin = admin_start(opt.core.bind, opt.core.admin_port, &hooks);
+	if (!admin)
+		return 1;
+	struct k8s_controller *ctl = k8s_controller_start(&opt.k8s, publish, g);
+	if (!ctl)
+		return 1;
+	log_info("main", "ringress %s serving on %s:%u (admin :%u, %d shards)", RINGRESS_VERSION,
+		 opt.core.bind, opt.core.http_port, opt.core.admin_port, opt.core.nshards);
+
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP)
+			continue;
+		log_info("main", "%s: stopping (draining for up to %llums)",
+			 sig == SIGTERM ? "SIGTERM" : "SIGINT",
+			 (unsigned long long)opt.core.shutdown_timeout_ms);
+		break;
+	}
+	k8s_controller_stop(ctl);
+	shard_group_stop(g);
+	admin_stop(admin);
+	log_info("main", "stopped");
+	return 0;
+}
