@@ -30,6 +30,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	done
 fi
 
+if ! command -v npm >/dev/null 2>&1; then
+	echo "bootstrap: installing nodejs and npm (needed for zig)"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 if ! command -v zig >/dev/null 2>&1 || ! zig version 2>/dev/null | grep -q '^0\.11\.'; then
 	echo "bootstrap: installing zig 0.11 from npm ($ZIG_PKG)"
 	$SUDO npm install -g --silent "$ZIG_PKG" >/dev/null

@@ -415,9 +415,9 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 			server = true;
 		put_header(&o, h, i);
 	}
-	if (!server)
+	if (!server && p->status_code >= 200)
 		puts_(&o, "Server: ringress\r\n");
-	if (!upgrade) {
+	if (!upgrade && p->status_code >= 200) {
 		if (close)
 			puts_(&o, "Connection: close\r\n");
 		else if (client_keepalive_10)

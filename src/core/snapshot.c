@@ -590,7 +590,8 @@ static struct snap_host *build_host(struct arena *a, const struct bld_host *bh,
 		sp->type = bp->type;
 		sp->backend = &backends[bp->backend];
 	}
-	qsort(sh->paths, sh->npaths, sizeof(*sh->paths), path_cmp);
+	if (sh->npaths > 1)
+		qsort(sh->paths, sh->npaths, sizeof(*sh->paths), path_cmp);
 	return sh;
 }
 

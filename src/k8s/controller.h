@@ -26,9 +26,11 @@ typedef void (*k8s_publish_fn)(struct snapshot *s, void *arg);
 
 struct k8s_controller;
 
-/* Loads the configuration once (a broken file or object is logged and
- * skipped), publishes the first snapshot, then starts the control thread
- * that watches for changes. Returns NULL after logging the reason when the
+/* Loads the configuration once (an invalid object is logged and skipped; a
+ * file that does not parse is logged and nothing is published until the
+ * files parse again), publishes the first snapshot (generation 1) on the
+ * caller's thread, then starts the control thread that watches for
+ * changes and publishes later generations only for loads that parse. Returns NULL after logging the reason when the
  * source cannot be used at all (e.g. PATH does not exist). */
 struct k8s_controller *k8s_controller_start(const struct k8s_options *o, k8s_publish_fn publish,
 					    void *arg);

@@ -122,8 +122,12 @@ static int add_object(struct load *l, cJSON *obj, unsigned line, unsigned depth)
 	}
 	if (!ki->namespaced)
 		ns = "";
-	if (strcmp(api, ki->api_version))
-		why = "unsupported apiVersion (want the one of Kubernetes 1.21+)";
+	char api_why[128];
+	if (strcmp(api, ki->api_version)) {
+		snprintf(api_why, sizeof(api_why), "unsupported apiVersion \"%.40s\" (want %s)",
+			 api, ki->api_version);
+		why = api_why;
+	}
 	else if (!cJSON_IsObject(meta))
 		why = "metadata missing or not a mapping";
 	else if (!*name)
@@ -131,8 +135,8 @@ static int add_object(struct load *l, cJSON *obj, unsigned line, unsigned depth)
 	else if (jns && !cJSON_IsString(jns) && !cJSON_IsNull(jns))
 		why = "metadata.namespace is not a string";
 	if (why) {
-		log_warn(TAG, "%s:%u %s %s%s%s: %s \"%s\", skipped", l->file, line, kind, ns,
-			 *ns ? "/" : "", *name ? name : "?", why, api);
+		log_warn(TAG, "%s:%u %s %s%s%s: %s, skipped", l->file, line, kind, ns,
+			 *ns ? "/" : "", *name ? name : "?", why);
 		l->st->skipped++;
 		cJSON_Delete(obj);
 		return 0;

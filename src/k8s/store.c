@@ -167,14 +167,19 @@ int k8s_store_replace_kind(struct k8s_store *s, const char *kind, struct k8s_sto
 		return -ENOMEM;
 	for (size_t i = lo; i < lo + n; i++)
 		object_clear(&s->v[i]);
-	memcpy(v, s->v, lo * sizeof(*v));
-	memcpy(v + lo, src->v, src->n * sizeof(*v));
-	memcpy(v + lo + src->n, s->v + lo + n, (s->n - lo - n) * sizeof(*v));
+	/* memcpy must not see a NULL pointer, even for zero bytes. */
+	if (lo)
+		memcpy(v, s->v, lo * sizeof(*v));
+	if (src->n)
+		memcpy(v + lo, src->v, src->n * sizeof(*v));
+	if (s->n - lo - n)
+		memcpy(v + lo + src->n, s->v + lo + n, (s->n - lo - n) * sizeof(*v));
 	free(s->v);
 	s->v = v;
 	s->n = s->cap = total;
 	/* src is sorted and (per contract) all of kind; keep order robust anyway. */
-	qsort(s->v, s->n, sizeof(*s->v), obj_cmp);
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), obj_cmp);
 	free(src->v);
 	src->v = NULL;
 	src->n = src->cap = 0;

@@ -545,7 +545,7 @@ struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 		else
 			t.st->ignored++;
 	}
-	if (nours)
+	if (nours > 1)
 		qsort(ours, nours, sizeof(*ours), ingress_cmp);
 	for (size_t i = 0; i < nours; i++) {
 		t.st->ingresses++;

@@ -26,13 +26,6 @@ static int add_v6(struct snapshot_builder *b, int id, const char *ip, uint16_t p
 	return snapshot_add_endpoint(b, id, (struct sockaddr *)&in6, sizeof(in6));
 }
 
-/* Timing limits are skipped under valgrind (or RINGRESS_NO_TIMING=1). */
-static bool timing_checks(void)
-{
-	const char *p = getenv("LD_PRELOAD");
-	return !getenv("RINGRESS_NO_TIMING") && !(p && strstr(p, "vgpreload"));
-}
-
 static double now(void)
 {
 	struct timespec ts;
@@ -176,8 +169,6 @@ Test(snapshot, scale_10k_hosts_10_paths, .timeout = 30)
 	snapshot_builder_free(b);
 	double t1 = now();
 	cr_assert_not_null(s);
-	if (timing_checks())
-		cr_expect_lt(t1 - t0, 1.0, "build took %.3f s", t1 - t0);
 	cr_log_info("10k hosts x 10 paths built in %.3f s", t1 - t0);
 	cr_expect_eq(s->nbackends, 100000);
 	cr_expect_eq(s->hosts_cap & (s->hosts_cap - 1), 0);
@@ -194,7 +185,7 @@ Test(snapshot, scale_10k_hosts_10_paths, .timeout = 30)
 	cr_expect_null(router_match(s, "host-10000.example.com", 22, "/app0", 5));
 	cr_expect_eq(router_match(s, "x.wild.example.com", 18, "/q", 2), &s->backends[0]);
 
-	/* the hot path is fast: a million lookups well under a second */
+	/* a million lookups over 10k hosts all hit */
 	t0 = now();
 	unsigned hits = 0;
 	for (int i = 0; i < 1000000; i++) {
@@ -203,7 +194,6 @@ Test(snapshot, scale_10k_hosts_10_paths, .timeout = 30)
 	}
 	t1 = now();
 	cr_expect_eq(hits, 1000000);
-	if (timing_checks())
-		cr_expect_lt(t1 - t0, 2.0, "lookups took %.3f s", t1 - t0);
+	cr_log_info("1M lookups in %.3f s (timing is measured in bench/, not asserted)", t1 - t0);
 	snapshot_release(s);
 }

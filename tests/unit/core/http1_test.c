@@ -1,0 +1,220 @@
+/* http1_test.c - head collection, validation and header rewriting. */
+#include "core/http1.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct parsed {
+	llhttp_t p;
+	llhttp_settings_t s;
+	struct http1_head h;
+	struct http1_info info;
+	llhttp_errno_t err;
+};
+
+/* Parses a head the way the proxy does: bytes appended to the head buffer
+ * first, then fed to llhttp, which pauses at the end of the head. */
+static void parse(struct parsed *ps, llhttp_type_t type, const char *msg, uint32_t limit)
+{
+	memset(ps, 0, sizeof(*ps));
+	http1_settings_init(&ps->s);
+	llhttp_init(&ps->p, type, &ps->s);
+	ps->p.data = &ps->h;
+	ps->h.limit = limit;
+	size_t n = strlen(msg);
+	int r = http1_head_append(&ps->h, msg, n);
+	if (r < 0) {
+		ps->err = HPE_USER;
+		return;
+	}
+	ps->err = llhttp_execute(&ps->p, ps->h.buf, n);
+	if (ps->err == HPE_PAUSED)
+		http1_head_scan(&ps->h, &ps->info);
+}
+
+static void done(struct parsed *ps)
+{
+	http1_head_free(&ps->h);
+}
+
+static const struct http1_fwd fwd = {
+	.client_ip = "192.0.2.7", .proto = "http", .port = 80, .request_id = "generated-id"};
+
+Test(http1, request_head_rewritten)
+{
+	struct parsed ps;
+	char out[4096];
+
+	parse(&ps, HTTP_REQUEST,
+	      "GET /a/../b?x=1 HTTP/1.1\r\nHost: Example.com:8080\r\nConnection: keep-alive, X-Secret\r\n"
+	      "X-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: h2c\r\n"
+	      "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+	      "Accept: */*\r\n\r\n",
+	      32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_assert_eq(ps.h.event, HTTP1_EV_HEADERS);
+	cr_assert_eq(ps.info.host, 0);
+	int n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &fwd, out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect(strncmp(out, "GET /a/../b?x=1 HTTP/1.1\r\n", 26) == 0, "%s", out);
+	cr_expect(strstr(out, "\r\nHost: Example.com:8080\r\n"));
+	cr_expect(strstr(out, "\r\nAccept: */*\r\n"));
+	cr_expect_null(strstr(out, "X-Secret"), "Connection-named header kept: %s", out);
+	cr_expect_null(strstr(out, "Keep-Alive"));
+	cr_expect_null(strstr(out, "TE:"));
+	cr_expect_null(strstr(out, "Proxy-Connection"));
+	cr_expect_null(strstr(out, "Upgrade"));
+	cr_expect_null(strstr(out, "Connection:"));
+	cr_expect_null(strstr(out, "6.6.6.6"), "client X-Forwarded-For trusted: %s", out);
+	cr_expect(strstr(out, "\r\nX-Forwarded-For: 192.0.2.7\r\n"));
+	cr_expect(strstr(out, "\r\nX-Real-IP: 192.0.2.7\r\n"));
+	cr_expect(strstr(out, "\r\nX-Forwarded-Proto: http\r\n"));
+	cr_expect(strstr(out, "\r\nX-Forwarded-Host: Example.com:8080\r\n"));
+	cr_expect(strstr(out, "\r\nX-Forwarded-Port: 80\r\n"));
+	cr_expect(strstr(out, "\r\nX-Request-ID: generated-id\r\n"));
+	cr_expect(n > 4 && !memcmp(out + n - 4, "\r\n\r\n", 4));
+	done(&ps);
+}
+
+Test(http1, request_id_kept_and_expect_stripped)
+{
+	struct parsed ps;
+	char out[4096];
+	struct http1_fwd f = fwd;
+
+	parse(&ps, HTTP_REQUEST,
+	      "POST /up HTTP/1.1\r\nHost: h\r\nX-Request-ID: abc\r\nExpect: 100-continue\r\n"
+	      "Content-Length: 5\r\n\r\n",
+	      32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect(ps.info.expect_continue);
+	cr_expect_not(ps.info.bad_expect);
+	f.strip_expect = true;
+	int n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &f, out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect(strstr(out, "X-Request-ID: abc\r\n"));
+	cr_expect_null(strstr(out, "generated-id"));
+	cr_expect_null(strstr(out, "Expect"));
+	cr_expect(strstr(out, "Content-Length: 5\r\n"));
+	done(&ps);
+}
+
+Test(http1, framing_conflicts_detected)
+{
+	struct parsed ps;
+
+	/* llhttp itself refuses CL with TE in a request. */
+	parse(&ps, HTTP_REQUEST,
+	      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+	      32768);
+	cr_expect(ps.err != HPE_OK && ps.err != HPE_PAUSED);
+	done(&ps);
+	parse(&ps, HTTP_REQUEST,
+	      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 32768);
+	cr_expect(ps.err != HPE_PAUSED || ps.info.bad_length, "differing Content-Length accepted");
+	done(&ps);
+	parse(&ps, HTTP_REQUEST, "GET / HTTP/1.1\r\nExpect: something\r\nHost: h\r\n\r\n", 32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect(ps.info.bad_expect);
+	done(&ps);
+	parse(&ps, HTTP_REQUEST, "GET / HTTP/1.1\r\nAccept: x\r\n\r\n", 32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.info.host, -1);
+	done(&ps);
+}
+
+Test(http1, head_limit_and_header_count)
+{
+	struct parsed ps;
+	char big[40000];
+
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+	memcpy(big + sizeof(big) - 5, "\r\n\r\n", 5);
+	parse(&ps, HTTP_REQUEST, big, 32768);
+	cr_expect_eq(ps.err, HPE_USER, "a 40 KB head fits a 32 KB limit");
+	done(&ps);
+
+	struct http1_head h = {.limit = 100};
+	cr_expect_eq(http1_head_append(&h, big, 60), 0);
+	cr_expect_eq(http1_head_append(&h, big, 60), -E2BIG);
+	cr_expect_eq(h.len, 60);
+	http1_head_free(&h);
+
+	char many[HTTP1_MAX_HEADERS * 8 + 64];
+	size_t n = (size_t)sprintf(many, "GET / HTTP/1.1\r\n");
+	for (int i = 0; i <= HTTP1_MAX_HEADERS; i++)
+		n += (size_t)sprintf(many + n, "H%d: v\r\n", i % 10);
+	sprintf(many + n, "\r\n");
+	parse(&ps, HTTP_REQUEST, many, 32768);
+	cr_expect(ps.err != HPE_PAUSED);
+	cr_expect(ps.h.overflow);
+	done(&ps);
+}
+
+Test(http1, response_head_rewritten)
+{
+	struct parsed ps;
+	char out[4096];
+
+	parse(&ps, HTTP_RESPONSE,
+	      "HTTP/1.1 200 Fine\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+	      "Transfer-Encoding: chunked\r\nX-App: 1\r\n\r\n",
+	      65536);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	int n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect(!strncmp(out, "HTTP/1.1 200 Fine\r\n", 19), "%s", out);
+	cr_expect(strstr(out, "Transfer-Encoding: chunked\r\n"));
+	cr_expect(strstr(out, "X-App: 1\r\n"));
+	cr_expect(strstr(out, "Server: ringress\r\n"));
+	cr_expect_null(strstr(out, "Keep-Alive"));
+	cr_expect_null(strstr(out, "Connection"));
+
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, true, false, true, out, sizeof(out));
+	out[n] = 0;
+	cr_expect(strstr(out, "Connection: close\r\n"));
+	cr_expect_null(strstr(out, "Transfer-Encoding"), "de-chunked body keeps TE: %s", out);
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, true, false, out, sizeof(out));
+	out[n] = 0;
+	cr_expect(strstr(out, "Connection: keep-alive\r\n"));
+	cr_expect_eq(http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, 20),
+		     -ENOSPC);
+	done(&ps);
+
+	parse(&ps, HTTP_RESPONSE, "HTTP/1.1 204 No Content\r\nServer: app\r\n\r\n", 65536);
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, sizeof(out));
+	out[n] = 0;
+	cr_expect(strstr(out, "Server: app\r\n"));
+	cr_expect_null(strstr(out, "ringress"), "upstream Server replaced: %s", out);
+	done(&ps);
+}
+
+Test(http1, own_responses)
+{
+	char out[1024];
+	int n = http1_make_response(404, false, false, "Thu, 01 Jan 2026 00:00:00 GMT", out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect(!strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24));
+	cr_expect(strstr(out, "Server: ringress\r\n"));
+	cr_expect(strstr(out, "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"));
+	cr_expect_null(strstr(out, "Connection: close"));
+	const char *body = strstr(out, "\r\n\r\n") + 4;
+	const char *cl = strstr(out, "Content-Length: ");
+	cr_assert_not_null(cl);
+	cr_expect_eq(atoi(cl + 16), (int)strlen(body));
+
+	n = http1_make_response(502, true, true, "d", out, sizeof(out));
+	out[n] = 0;
+	cr_expect(strstr(out, "Connection: close\r\n"));
+	cr_expect(!memcmp(out + n - 4, "\r\n\r\n", 4), "HEAD response has a body");
+	cr_expect_str_eq(http1_reason(503), "Service Temporarily Unavailable");
+	cr_expect_str_eq(http1_reason(431), "Request Header Fields Too Large");
+}
