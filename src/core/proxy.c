@@ -848,6 +848,15 @@ static void conn_drive(struct conn *c)
 			pump_response(c);
 		if (s->flags & ST_F_CLOSING)
 			return;
+		if (c->rs == RS_DONE && c->rq == RQ_BODY) {
+			/* Answered before the whole body arrived (an upstream's early
+			 * error, or ours): the rest of the body is not forwarded and
+			 * the connection closes after the response. */
+			upstream_detach_close(c);
+			c->flags |= C_F_CLOSE_AFTER;
+			c->rq = RQ_DONE;
+			stream_drop_rx(s);
+		}
 		if (c->rq == RQ_DONE && c->rs == RS_DONE) {
 			finish_request(c);
 			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER))

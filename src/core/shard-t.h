@@ -200,6 +200,7 @@ struct shard {
 
 	struct snapref refs[8];
 	struct snapref *cur;
+	struct snapshot *pending; /* newest snapshot not adopted yet */
 
 	bool stopping, accepting;
 	uint64_t stop_deadline;

@@ -111,18 +111,23 @@ static void snapshot_adopt(struct shard *sh, struct snapshot *s)
 	}
 	uint32_t *rr = calloc(s->nbackends ? s->nbackends : 1, sizeof(uint32_t));
 	if (!slot || !rr) {
-		/* Every slot is held by old requests: keep the current one. */
-		log_warn("shard", "shard %d: cannot adopt generation %llu yet", sh->id,
-			 (unsigned long long)s->generation);
+		/* Every slot is held by requests on old snapshots: retry on the
+		 * next tick, keeping only the newest pending snapshot. */
+		if (sh->pending != s)
+			log_warn("shard", "shard %d: generation %llu waits for old requests to finish",
+				 sh->id, (unsigned long long)s->generation);
 		free(rr);
-		snapshot_release(s);
+		if (sh->pending && sh->pending != s)
+			snapshot_release(sh->pending);
+		sh->pending = s;
 		return;
 	}
+	if (sh->pending == s)
+		sh->pending = NULL;
 	for (uint32_t b = 0; b < s->nbackends; b++)
 		rr[b] = (uint32_t)sh->id;
 	*slot = (struct snapref){.snap = s, .users = 1, .rr = rr, .current = true};
 	if (sh->cur) {
-		sh->cur->current = false;
 		sh->cur->current = false;
 		struct snapref *old = sh->cur;
 		sh->cur = slot;
@@ -143,6 +148,10 @@ static void queue_drain(struct shard *sh)
 		if (last)
 			snapshot_release(last);
 		last = s;
+	}
+	if (last && sh->pending) {
+		snapshot_release(sh->pending);
+		sh->pending = NULL;
 	}
 	if (last)
 		snapshot_adopt(sh, last);
@@ -294,6 +303,8 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	case OP_TICK:
 		update_date(sh);
 		atomic_store_explicit(&sh->heartbeat_ms, sh->now_ms, memory_order_relaxed);
+		if (sh->pending)
+			snapshot_adopt(sh, sh->pending);
 		if (sh->stopping && sh->now_ms >= sh->stop_deadline)
 			proxy_stop(sh); /* second call: closes every connection */
 		arm_tick(sh);
@@ -574,6 +585,8 @@ void shard_group_stop(struct shard_group *g)
 				snapshot_release(sh->refs[r].snap);
 			free(sh->refs[r].rr);
 		}
+		if (sh->pending)
+			snapshot_release(sh->pending);
 		spsc_deinit(&sh->queue);
 		close(sh->wake_fd);
 		free(sh->bufs);
