@@ -7,6 +7,7 @@
 #include "core/units.h"
 #include "k8s/controller.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -231,6 +232,13 @@ static void parse_flags(int argc, char **argv)
 				"directory of them)\n");
 		exit(2);
 	}
+	if (access(opt.k8s.manifests, R_OK) < 0) {
+		fprintf(stderr, "ringress: --manifests %s: %s\n", opt.k8s.manifests, strerror(errno));
+		exit(2);
+	}
+	struct in6_addr any;
+	if (inet_pton(AF_INET, opt.core.bind, &any) != 1 && inet_pton(AF_INET6, opt.core.bind, &any) != 1)
+		bad_flag("bind", opt.core.bind, "expected an IPv4 or IPv6 address such as 0.0.0.0 or ::");
 	if (!opt.shards)
 		opt.shards = (uint64_t)allowed_cpus();
 	if (opt.max_header_size < 1024 || opt.max_header_size > (1u << 20))

@@ -3,6 +3,7 @@
 #include "core/admin.h"
 
 #include "core/log.h"
+#include "core/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -119,36 +120,15 @@ static void *admin_main(void *arg)
 
 struct admin *admin_start(const char *bind_addr, uint16_t port, const struct admin_hooks *hooks)
 {
-	struct sockaddr_storage ss = {0};
-	socklen_t len;
-	int one = 1;
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-
-	if (inet_pton(AF_INET, bind_addr, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(port);
-		len = sizeof(*a4);
-	} else if (inet_pton(AF_INET6, bind_addr, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(port);
-		len = sizeof(*a6);
-	} else {
-		log_error("admin", "invalid address %s", bind_addr);
-		return NULL;
-	}
 	struct admin *a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
 	a->hooks = *hooks;
-	a->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (a->fd < 0)
-		goto err;
-	setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(a->fd, (struct sockaddr *)&ss, len) < 0 || listen(a->fd, 64) < 0) {
+	a->fd = net_listen(bind_addr, port, false, 64);
+	if (a->fd < 0) {
 		log_error("admin", "cannot listen on %s:%u: %s (use --admin-port)", bind_addr, port,
-			  strerror(errno));
-		goto err_fd;
+			  strerror(-a->fd));
+		goto err;
 	}
 	if (pipe2(a->stop_pipe, O_CLOEXEC) < 0)
 		goto err_fd;

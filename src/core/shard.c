@@ -1,6 +1,7 @@
 /* shard.c - shard threads: ring and buffer set-up, the event loop, timers,
  * snapshot adoption, listeners and the group's life cycle. */
 #include "core/log.h"
+#include "core/net.h"
 #include "core/shard-t.h"
 #include "core/snapshot.h"
 
@@ -370,41 +371,6 @@ static void *shard_main(void *arg)
 
 /* ---- group ---- */
 
-static int open_listener(const struct core_config *cfg)
-{
-	struct sockaddr_in6 a6 = {0};
-	struct sockaddr_in a4 = {0};
-	struct sockaddr *sa;
-	socklen_t len;
-	int fd, one = 1;
-
-	if (inet_pton(AF_INET, cfg->bind, &a4.sin_addr) == 1) {
-		a4.sin_family = AF_INET;
-		a4.sin_port = htons(cfg->http_port);
-		sa = (struct sockaddr *)&a4;
-		len = sizeof(a4);
-	} else if (inet_pton(AF_INET6, cfg->bind, &a6.sin6_addr) == 1) {
-		a6.sin6_family = AF_INET6;
-		a6.sin6_port = htons(cfg->http_port);
-		sa = (struct sockaddr *)&a6;
-		len = sizeof(a6);
-	} else {
-		return -EINVAL;
-	}
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (bind(fd, sa, len) < 0 || listen(fd, 4096) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
 /* Explains why io_uring is unusable and how to fix it. */
 static int probe_io_uring(void)
 {
@@ -471,7 +437,7 @@ struct shard_group *shard_group_start(const struct core_config *cfg)
 		sh->id = i;
 		sh->cpu = cpus[i % ncpus];
 		sh->cfg = cfg;
-		sh->listen_fd = open_listener(cfg);
+		sh->listen_fd = net_listen(cfg->bind, cfg->http_port, true, 4096);
 		if (sh->listen_fd < 0) {
 			log_error("shard", "cannot listen on %s:%u: %s (is another process using the "
 				  "port? use --bind/--http-port)",
