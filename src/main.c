@@ -4,6 +4,7 @@
 #include "core/config-t.h"
 #include "core/log.h"
 #include "core/shard.h"
+#include "core/snapshot-t.h"
 #include "core/units.h"
 #include "k8s/controller.h"
 
@@ -21,7 +22,7 @@
 
 #define RINGRESS_VERSION "0.1.0"
 
-enum flag_kind { F_STRING, F_PORT, F_INT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL };
+enum flag_kind { F_STRING, F_PORT, F_INT, F_UINT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL, F_LB, F_NEXT };
 
 struct options {
 	struct core_config core;
@@ -30,6 +31,7 @@ struct options {
 	uint64_t keepalive_requests, upstream_keepalive_requests;
 	uint64_t http_port, admin_port;
 	uint64_t max_header_size;
+	uint64_t max_fails, next_upstream_tries;
 	const char *log_level;
 };
 
@@ -82,6 +84,16 @@ static const struct flag flags[] = {
 	 "Largest request body (413 above; 0 = unlimited)"},
 	{"max-header-size", F_SIZE, &opt.max_header_size, "32k",
 	 "Largest request head, request line and headers together (431 above)"},
+	{"load-balance", F_LB, &opt.core.load_balance, "round_robin",
+	 "round_robin, ewma or least_request (power of two choices); annotation load-balance"},
+	{"max-fails", F_UINT, &opt.max_fails, "3",
+	 "Failures in a row (connect error, reset, 5xx) before an endpoint is skipped; 0 = never"},
+	{"fail-timeout", F_DURATION, &opt.core.fail_timeout_ms, "10s",
+	 "How long a failing endpoint is skipped; doubles while it keeps failing (up to 8x)"},
+	{"proxy-next-upstream", F_NEXT, &opt.core.next_upstream, "error timeout",
+	 "When a request may go to another endpoint: error, timeout, off"},
+	{"proxy-next-upstream-tries", F_INT, &opt.next_upstream_tries, "3",
+	 "Endpoints tried at most per request"},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut"},
 	{"sync-period", F_DURATION, &sync_period_ms, "200ms",
@@ -102,7 +114,8 @@ static void usage(FILE *f)
 		const char *arg = flags[i].kind == F_BOOL        ? ""
 				  : flags[i].kind == F_DURATION ? " DURATION"
 				  : flags[i].kind == F_SIZE     ? " SIZE"
-				  : flags[i].kind == F_PORT || flags[i].kind == F_INT ? " N"
+				  : flags[i].kind == F_PORT || flags[i].kind == F_INT ||
+					    flags[i].kind == F_UINT ? " N"
 				  : flags[i].kind == F_LEVEL ? " LEVEL" : " VALUE";
 		snprintf(left, sizeof(left), "--%s%s", flags[i].name, arg);
 		fprintf(f, "  %-38s %s", left, flags[i].help);
@@ -148,6 +161,39 @@ static void set_flag(const struct flag *f, const char *val)
 			bad_flag(f->name, val, "expected a positive whole number");
 		*(uint64_t *)dst = v;
 		break;
+	case F_UINT:
+		if (units_parse_size(val, &v) < 0 || v > INT_MAX || strpbrk(val, "kKmMgGbB"))
+			bad_flag(f->name, val, "expected a whole number");
+		*(uint64_t *)dst = v;
+		break;
+	case F_LB:
+		if (!strcmp(val, "round_robin"))
+			*(uint8_t *)dst = SNAP_LB_ROUND_ROBIN;
+		else if (!strcmp(val, "ewma"))
+			*(uint8_t *)dst = SNAP_LB_EWMA;
+		else if (!strcmp(val, "least_request"))
+			*(uint8_t *)dst = SNAP_LB_LEAST_REQUEST;
+		else
+			bad_flag(f->name, val, "expected round_robin, ewma or least_request");
+		break;
+	case F_NEXT: {
+		/* A list of words separated by spaces or commas. */
+		uint32_t m = 0;
+		char buf[128];
+		snprintf(buf, sizeof(buf), "%s", val);
+		for (char *save, *w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
+			if (!strcmp(w, "error"))
+				m |= NEXT_UPSTREAM_ERROR;
+			else if (!strcmp(w, "timeout"))
+				m |= NEXT_UPSTREAM_TIMEOUT;
+			else if (!strcmp(w, "off"))
+				m = 0;
+			else
+				bad_flag(f->name, val, "expected words among error, timeout, off");
+		}
+		*(uint32_t *)dst = m;
+		break;
+	}
 	case F_DURATION:
 		if (units_parse_duration(val, &v) < 0)
 			bad_flag(f->name, val, "expected a duration such as 60, 60s, 500ms or 5m");
@@ -249,6 +295,8 @@ static void parse_flags(int argc, char **argv)
 	opt.core.keepalive_requests = (uint32_t)opt.keepalive_requests;
 	opt.core.upstream_keepalive_requests = (uint32_t)opt.upstream_keepalive_requests;
 	opt.core.max_header_size = (uint32_t)opt.max_header_size;
+	opt.core.max_fails = (uint32_t)opt.max_fails;
+	opt.core.next_upstream_tries = (uint32_t)opt.next_upstream_tries;
 	opt.core.buf_size = 16384;
 	opt.core.buf_count = 1024;
 	opt.k8s.debounce_ms = (uint32_t)sync_period_ms;

@@ -4,6 +4,12 @@
 
 #include <stdint.h>
 
+#define NEXT_UPSTREAM_ERROR (1u << 0)   /* connect error, reset, close */
+#define NEXT_UPSTREAM_TIMEOUT (1u << 1) /* connect or read timeout */
+#define NEXT_UPSTREAM_502 (1u << 2)
+#define NEXT_UPSTREAM_503 (1u << 3)
+#define NEXT_UPSTREAM_504 (1u << 4)
+
 struct core_config {
 	const char *bind;      /* listen address, "0.0.0.0" */
 	uint16_t http_port;    /* 80 */
@@ -22,6 +28,12 @@ struct core_config {
 	uint64_t proxy_body_size;              /* 1m; 0 = unlimited */
 	uint32_t max_header_size;              /* 32k total request head */
 	uint64_t shutdown_timeout_ms;          /* graceful drain bound, 30s */
+
+	uint8_t load_balance;       /* enum snap_lb: round_robin, ewma, least_request */
+	uint32_t max_fails;         /* 3: failures in a row before an endpoint is ejected */
+	uint64_t fail_timeout_ms;   /* 10s: first ejection, doubled while failing */
+	uint32_t next_upstream;     /* NEXT_UPSTREAM_* when to try another endpoint */
+	uint32_t next_upstream_tries; /* 3 endpoints at most per request */
 
 	uint32_t buf_size;  /* provided buffer size, 16k */
 	uint32_t buf_count; /* provided buffers per shard, power of two */

@@ -363,6 +363,10 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
+		if (f->upgrade && http1_name_is(n, nl, "upgrade")) {
+			put_header(&o, h, i);
+			continue;
+		}
 		if (http1_is_hop_by_hop(n, nl, info) || is_forwarding_header(n, nl))
 			continue;
 		if (f->strip_expect && http1_name_is(n, nl, "expect"))
@@ -382,6 +386,8 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	     (unsigned)f->port, f->proto, f->client_ip);
 	if (info->request_id < 0)
 		putf(&o, "X-Request-ID: %s\r\n", f->request_id);
+	if (f->upgrade)
+		puts_(&o, "Connection: upgrade\r\n");
 	put(&o, "\r\n", 2);
 	return o.full ? -ENOSPC : (int)o.len;
 }
@@ -425,6 +431,49 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	}
 	put(&o, "\r\n", 2);
 	return o.full ? -ENOSPC : (int)o.len;
+}
+
+int http1_find_header(const struct http1_head *h, const char *lname, const char **val,
+		      size_t *len)
+{
+	for (int i = 0; i < h->nhdr; i++) {
+		if (!http1_name_is(h->buf + h->hdr[i].name.off, h->hdr[i].name.len, lname))
+			continue;
+		*val = h->buf + h->hdr[i].value.off;
+		*len = h->hdr[i].value.len;
+		trim(val, len);
+		return i;
+	}
+	return -1;
+}
+
+int http1_find_cookie(const struct http1_head *h, const char *name, const char **val,
+		      size_t *len)
+{
+	size_t nl = strlen(name);
+	for (int i = 0; i < h->nhdr; i++) {
+		if (!http1_name_is(h->buf + h->hdr[i].name.off, h->hdr[i].name.len, "cookie"))
+			continue;
+		const char *p = h->buf + h->hdr[i].value.off;
+		size_t n = h->hdr[i].value.len;
+		while (n) {
+			const char *semi = memchr(p, ';', n);
+			size_t el = semi ? (size_t)(semi - p) : n;
+			const char *e = p;
+			size_t en = el;
+			trim(&e, &en);
+			if (en > nl && e[nl] == '=' && !memcmp(e, name, nl)) {
+				*val = e + nl + 1;
+				*len = en - nl - 1;
+				return 0;
+			}
+			if (!semi)
+				break;
+			n -= el + 1;
+			p = semi + 1;
+		}
+	}
+	return -ENOENT;
 }
 
 const char *http1_reason(int status)

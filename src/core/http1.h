@@ -85,7 +85,18 @@ struct http1_fwd {
 	uint16_t port;          /* X-Forwarded-Port */
 	const char *request_id; /* used when the request has none */
 	bool strip_expect;      /* ringress answered 100-continue itself */
+	bool upgrade;           /* keep Upgrade and send "Connection: upgrade" */
 };
+
+/* Finds header lname (lower case); stores its trimmed value. Returns its
+ * index or -1. */
+int http1_find_header(const struct http1_head *h, const char *lname, const char **val,
+		      size_t *len);
+
+/* Finds cookie name in the Cookie headers; stores its value. Returns 0 or
+ * -ENOENT. */
+int http1_find_cookie(const struct http1_head *h, const char *name, const char **val,
+		      size_t *len);
 
 /* Writes the request head to forward upstream into out: the request line as
  * received (with HTTP/1.1), end-to-end headers, then X-Forwarded-For,

@@ -26,6 +26,15 @@ static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_drive(struct conn *c);
 
+/* Ends u's accounting in its endpoint's state. */
+static void upstream_unaccount(struct upstream *u)
+{
+	if (u->st) {
+		u->st->active--;
+		u->st = NULL;
+	}
+}
+
 static struct conn *conn_of(struct stream *s)
 {
 	return (struct conn *)s;
@@ -222,6 +231,7 @@ static void upstream_detach_close(struct conn *c)
 		return;
 	c->up = NULL;
 	u->c = NULL;
+	upstream_unaccount(u);
 	stream_close(&u->s);
 }
 
@@ -277,7 +287,7 @@ static void respond_local(struct conn *c, int status, bool close)
 /* ---- upstream connections ---- */
 
 static struct upstream *upstream_connect(struct shard *sh, const struct snap_endpoint *ep,
-					 uint32_t hash)
+					 uint32_t hash, uint64_t timeout_ms)
 {
 	int one = 1;
 	int fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -292,8 +302,8 @@ static struct upstream *upstream_connect(struct shard *sh, const struct snap_end
 	stream_init(&u->s, sh, fd, STREAM_UPSTREAM);
 	u->ep = *ep;
 	u->hash = hash;
-	u->connect_ts.tv_sec = (long long)(sh->cfg->proxy_connect_timeout_ms / 1000);
-	u->connect_ts.tv_nsec = (long long)(sh->cfg->proxy_connect_timeout_ms % 1000) * 1000000;
+	u->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
+	u->connect_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
 
 	struct io_uring_sqe *sqe = shard_sqe(sh);
 	io_uring_prep_connect(sqe, fd, &u->ep.addr.sa, u->ep.addrlen);
@@ -307,26 +317,79 @@ static struct upstream *upstream_connect(struct shard *sh, const struct snap_end
 	return u;
 }
 
-/* Gives c an upstream connection to one of its backend's endpoints (round
- * robin, each shard from its own offset) and queues the request head. */
-static int upstream_attach(struct conn *c, bool fresh)
+/* Timeouts of the request's backend: its annotations, else the flags. */
+static uint64_t read_timeout(const struct conn *c)
+{
+	uint32_t ms = c->backend ? c->backend->opts.read_timeout_ms : 0;
+	return ms ? ms : c->s.sh->cfg->proxy_read_timeout_ms;
+}
+
+static uint64_t send_timeout(const struct conn *c)
+{
+	uint32_t ms = c->backend ? c->backend->opts.send_timeout_ms : 0;
+	return ms ? ms : c->s.sh->cfg->proxy_send_timeout_ms;
+}
+
+static uint64_t connect_timeout(const struct conn *c)
+{
+	uint32_t ms = c->backend ? c->backend->opts.connect_timeout_ms : 0;
+	return ms ? ms : c->s.sh->cfg->proxy_connect_timeout_ms;
+}
+
+/* Arms the upstream's timer: send timeout while the request is still being
+ * sent, read timeout while waiting for or reading the response. */
+static void upstream_timer(struct conn *c, struct upstream *u)
+{
+	if (c->flags & C_F_TUNNEL) {
+		timer_set_ms(c->s.sh, &u->s.timer, T_PROXY_READ, c->tunnel_idle_ms);
+		return;
+	}
+	bool sending = c->rq == RQ_BODY || !stream_tx_idle(&u->s);
+	timer_set_ms(c->s.sh, &u->s.timer, sending ? T_PROXY_SEND : T_PROXY_READ,
+		     sending ? send_timeout(c) : read_timeout(c));
+}
+
+static void replay_release(struct conn *c)
+{
+	for (uint8_t i = 0; i < c->nreplay; i++)
+		shard_buf_release(c->s.sh, (uint16_t)c->replay[i].bid);
+	c->nreplay = 0;
+}
+
+/* Gives c an upstream connection to an endpoint of its backend chosen by
+ * the balancer (or to endpoint `same` again, on a fresh connection, for a
+ * stale keep-alive retry) and queues the request head and any body kept
+ * for a replay. */
+static int upstream_attach(struct conn *c, int same)
 {
 	struct shard *sh = c->s.sh;
 	const struct snap_backend *b = c->backend;
-	uint32_t i = c->sref->rr[b->id]++ % b->nendpoints;
-	const struct snap_endpoint *ep = &b->endpoints[i];
+	struct bal_view *v = &c->sref->view;
+	int e = same;
+
+	if (e < 0) {
+		e = balancer_pick(&sh->bal, v, b, c->hash_key, c->tried, c->ntried, sh->now_ms);
+		if (e < 0)
+			return -ENOENT;
+		if (c->ntried < sizeof(c->tried) / sizeof(c->tried[0]))
+			c->tried[c->ntried++] = (uint32_t)e;
+	}
+	const struct snap_endpoint *ep = &b->endpoints[e];
 	uint32_t hash = ep_hash(ep);
-	struct upstream *u = fresh ? NULL : pool_take(sh, ep, hash);
+	struct upstream *u = same >= 0 ? NULL : pool_take(sh, ep, hash);
 
 	if (u) {
 		u->reused = true;
 	} else {
-		u = upstream_connect(sh, ep, hash);
+		u = upstream_connect(sh, ep, hash, connect_timeout(c));
 		if (!u)
 			return -ENOMEM;
 	}
 	u->c = c;
 	c->up = u;
+	u->st = v->eps[v->off[b->id] + (uint32_t)e];
+	u->st->active++;
+	u->t_start = sh->now_ms;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &sh->resp_settings);
 	u->parser.data = &u->head;
 	http1_head_reset(&u->head);
@@ -334,7 +397,9 @@ static int upstream_attach(struct conn *c, bool fresh)
 	u->head.on_body = NULL;
 	u->reusable = false;
 	stream_tx_push(&u->s, c->fwd_head, c->fwd_len, -1, NULL);
-	timer_set(sh, &u->s.timer, T_PROXY_READ);
+	for (uint8_t i = 0; i < c->nreplay; i++)
+		stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len, c->replay[i].bid, NULL);
+	upstream_timer(c, u);
 	if (u->s.flags & ST_F_CONNECTED) {
 		stream_want_rx(&u->s);
 		stream_flush(&u->s);
@@ -349,29 +414,70 @@ static bool method_idempotent(int m)
 	       m == HTTP_PUT || m == HTTP_DELETE;
 }
 
-/* The upstream failed before a response was complete. A request that can be
- * replayed and whose reused keep-alive connection turned out closed is sent
- * again on a fresh connection; otherwise the client gets status (502/504)
- * if nothing was sent yet, or loses the connection. */
-static void upstream_fail(struct conn *c, int status, const char *why)
+enum fail_kind {
+	FAIL_CONNECT,  /* the request never reached the upstream */
+	FAIL_ERROR,    /* reset or closed before a complete response head */
+	FAIL_TIMEOUT,  /* no response within the read timeout */
+	FAIL_INVALID,  /* not HTTP */
+};
+
+/* May the request go to another endpoint after this failure? */
+static bool may_retry(const struct conn *c, enum fail_kind kind)
+{
+	const struct core_config *cfg = c->s.sh->cfg;
+
+	if ((c->flags & C_F_SENT) || c->rs != RS_HEAD || !c->sref)
+		return false;
+	if (c->ntried >= cfg->next_upstream_tries || c->ntried >= c->backend->nendpoints)
+		return false;
+	if (!(c->flags & C_F_REPLAYABLE))
+		return false;
+	switch (kind) {
+	case FAIL_CONNECT:
+		return cfg->next_upstream & (NEXT_UPSTREAM_ERROR | NEXT_UPSTREAM_TIMEOUT);
+	case FAIL_ERROR:
+		return (cfg->next_upstream & NEXT_UPSTREAM_ERROR) &&
+		       method_idempotent(c->parser.method);
+	case FAIL_TIMEOUT:
+		return (cfg->next_upstream & NEXT_UPSTREAM_TIMEOUT) &&
+		       method_idempotent(c->parser.method);
+	default:
+		return false;
+	}
+}
+
+/* The upstream failed before the response was complete. A reused
+ * keep-alive connection that turns out closed is retried on a fresh
+ * connection to the same endpoint; a connect failure, and an error or
+ * timeout of an idempotent request, go to another endpoint (up to
+ * --proxy-next-upstream-tries); otherwise the client gets status
+ * (502/504) if nothing was sent yet, or loses the connection. */
+static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const char *why)
 {
 	struct shard *sh = c->s.sh;
 	struct upstream *u = c->up;
-	bool reused = u && u->reused && !u->head.len;
+	bool stale = u && u->reused && !u->head.len && kind == FAIL_ERROR;
 
 	STAT_INC(sh, upstream_errors);
-	if (reused && (c->flags & C_F_REPLAYABLE) && !(c->flags & C_F_RETRIED) && status == 502 &&
-	    c->rs == RS_HEAD) {
+	if (stale && (c->flags & C_F_REPLAYABLE) && !(c->flags & C_F_RETRIED) &&
+	    c->rs == RS_HEAD && c->ntried) {
 		log_debug("proxy", "upstream %s of %s closed a kept-alive connection; retrying",
 			  u->ep.text, c->backend->name);
+		int same = (int)c->tried[c->ntried - 1];
 		upstream_detach_close(c);
 		c->flags |= C_F_RETRIED;
-		if (upstream_attach(c, true) == 0)
+		if (upstream_attach(c, same) == 0)
 			return;
 	}
-	log_warn("proxy", "upstream %s of %s: %s", u ? u->ep.text : "-",
-		 c->backend ? c->backend->name : "-", why);
+	if (u && u->st && !stale)
+		balancer_done(&sh->bal, u->st, false, 0, sh->now_ms);
+	log_warn("proxy", "upstream %s of %s: %s%s", u ? u->ep.text : "-",
+		 c->backend ? c->backend->name : "-", why,
+		 may_retry(c, kind) ? "; trying another endpoint" : "");
 	upstream_detach_close(c);
+	if (may_retry(c, kind) && upstream_attach(c, -1) == 0)
+		return;
+	replay_release(c);
 	if (!(c->flags & C_F_SENT))
 		respond_local(c, status, c->rq != RQ_DONE);
 	else
@@ -390,7 +496,7 @@ void proxy_on_connect(struct upstream *u, int res)
 		snprintf(why, sizeof(why), "connect: %s",
 			 res == -ECANCELED ? "timed out" : strerror(-res));
 		if (c)
-			upstream_fail(c, res == -ECANCELED ? 504 : 502, why);
+			upstream_fail(c, res == -ECANCELED ? 504 : 502, FAIL_CONNECT, why);
 		else
 			stream_close(&u->s);
 		return;
@@ -403,6 +509,33 @@ void proxy_on_connect(struct upstream *u, int res)
 }
 
 /* ---- request side ---- */
+
+/* The key upstream-hash-by names, hashed: a header, a cookie, the client
+ * address or the request URI. A request without it hashes "" (one spot). */
+static uint32_t request_hash_key(struct conn *c)
+{
+	const struct snap_backend_opts *o = &c->backend->opts;
+	const char *v = "";
+	size_t n = 0;
+
+	switch (o->hash_src) {
+	case SNAP_HASH_HEADER:
+		http1_find_header(&c->head, o->hash_key, &v, &n);
+		break;
+	case SNAP_HASH_COOKIE:
+		http1_find_cookie(&c->head, o->hash_key, &v, &n);
+		break;
+	case SNAP_HASH_URI:
+		v = c->head.buf + c->head.url.off;
+		n = c->head.url.len;
+		break;
+	default:
+		v = c->peer_ip;
+		n = strlen(v);
+		break;
+	}
+	return snapshot_hash(v, n, 0);
+}
 
 /* Routes the request whose head was just read and starts forwarding it.
  * Returns 0, or -1 when a local response was queued instead. */
@@ -481,11 +614,16 @@ static int start_request(struct conn *c)
 	client_ip(c);
 	char rid[33];
 	request_id(sh, rid);
+	if (info->upgrade && p->method == HTTP_GET && !(c->flags & C_F_HTTP10))
+		c->flags |= C_F_UPGRADE;
 	struct http1_fwd fwd = {.client_ip = c->peer_ip,
 				.proto = "http",
 				.port = cfg->http_port,
 				.request_id = rid,
-				.strip_expect = false};
+				.strip_expect = false,
+				.upgrade = c->flags & C_F_UPGRADE};
+	if (c->backend->opts.lb == SNAP_LB_HASH)
+		c->hash_key = request_hash_key(c);
 	if (info->expect_continue && has_body) {
 		fwd.strip_expect = true;
 		if (!(c->flags & C_F_HTTP10)) {
@@ -502,14 +640,34 @@ static int start_request(struct conn *c)
 		return -1;
 	}
 	c->fwd_len = (uint32_t)n;
-	if (!has_body && method_idempotent(p->method))
-		c->flags |= C_F_REPLAYABLE;
+	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	c->rq = RQ_BODY;
-	if (upstream_attach(c, false) < 0) {
+	if (upstream_attach(c, -1) < 0) {
 		respond_local(c, 502, true);
 		return -1;
 	}
 	return 0;
+}
+
+static int count_body(void *user, const char *at, size_t len)
+{
+	(void)at;
+	((struct conn *)user)->body_bytes += len;
+	return 0;
+}
+
+/* Keeps a body slice for a replay while the whole body fits the list. */
+static void replay_keep(struct conn *c, char *data, uint32_t len, uint16_t bid)
+{
+	if (!(c->flags & C_F_REPLAYABLE))
+		return;
+	if (c->nreplay == REPLAY_MAX) {
+		replay_release(c);
+		c->flags &= ~C_F_REPLAYABLE;
+		return;
+	}
+	c->s.sh->bufref[bid]++;
+	c->replay[c->nreplay++] = (struct txitem){.base = data, .len = len, .bid = bid};
 }
 
 /* Streams request body bytes from the client to the upstream as received,
@@ -534,12 +692,17 @@ static void pump_request(struct conn *c)
 			stream_drop_rx(&c->s);
 			return;
 		}
-		if (!stream_tx_room(&u->s))
+		/* The body waits for the connection: a connect failure can then
+		 * go to another endpoint with nothing lost. */
+		if (!(u->s.flags & ST_F_CONNECTED) || !stream_tx_room(&u->s))
 			return;
 		struct rxchunk *ch = stream_rx_front(&c->s);
 		char *data = stream_chunk_data(&c->s, ch);
 		c->head.event = HTTP1_EV_NONE;
+		c->head.on_body = count_body;
+		c->head.user = c;
 		llhttp_errno_t err = llhttp_execute(&c->parser, data, ch->len);
+		c->head.on_body = NULL;
 		uint32_t used;
 		if (err == HPE_OK)
 			used = ch->len;
@@ -547,9 +710,9 @@ static void pump_request(struct conn *c)
 			used = (uint32_t)(llhttp_get_error_pos(&c->parser) - data);
 		else
 			goto bad;
-		c->body_bytes += used;
-		if (sh->cfg->proxy_body_size && c->body_bytes > sh->cfg->proxy_body_size + 64 &&
-		    (c->parser.flags & F_CHUNKED)) {
+		if (sh->cfg->proxy_body_size && c->body_bytes > sh->cfg->proxy_body_size) {
+			/* Only a chunked body gets here: a Content-Length is checked
+			 * before anything is forwarded. */
 			upstream_detach_close(c);
 			if (!(c->flags & C_F_SENT))
 				respond_local(c, 413, true);
@@ -557,8 +720,10 @@ static void pump_request(struct conn *c)
 				stream_close(&c->s);
 			return;
 		}
-		if (used)
+		if (used) {
 			stream_tx_push(&u->s, data, used, ch->bid, NULL);
+			replay_keep(c, data, used, ch->bid);
+		}
 		stream_rx_consume(&c->s, used);
 		if (err == HPE_PAUSED) {
 			llhttp_resume(&c->parser);
@@ -596,15 +761,83 @@ static int dechunk_body(void *user, const char *at, size_t len)
 	return 0;
 }
 
+/* 101 Switching Protocols to an upgrade request: the response head goes to
+ * the client and both directions become a raw tunnel, idle-bounded by the
+ * read timeout and independent of later configuration changes. */
+static int tunnel_start(struct conn *c, struct upstream *u)
+{
+	struct shard *sh = c->s.sh;
+	size_t cap = u->head.len + 256;
+	char *buf = malloc(cap);
+	int n = buf ? http1_rewrite_response(&u->head, &u->info, &u->parser, false, false, false,
+					     buf, cap)
+		    : -ENOMEM;
+	if (n < 0) {
+		free(buf);
+		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
+		return -1;
+	}
+	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	if (u->st)
+		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
+	replay_release(c);
+	c->tunnel_idle_ms = read_timeout(c);
+	c->flags |= C_F_TUNNEL | C_F_SENT;
+	c->rq = RQ_DONE;
+	c->rs = RS_BODY;
+	/* The tunnel no longer needs the snapshot: let it go. */
+	snapref_put(sh, c->sref);
+	c->sref = NULL;
+	c->backend = NULL;
+	log_debug("proxy", "tunnel to %s open", u->ep.text);
+	return 0;
+}
+
+/* Moves whole received chunks from one side of a tunnel to the other. */
+static void tunnel_move(struct stream *from, struct stream *to)
+{
+	while (!stream_rx_empty(from) && stream_tx_room(to)) {
+		struct rxchunk *ch = stream_rx_front(from);
+		stream_tx_push(to, stream_chunk_data(from, ch), ch->len, ch->bid, NULL);
+		stream_rx_consume(from, ch->len);
+	}
+}
+
+static void pump_tunnel(struct conn *c)
+{
+	struct upstream *u = c->up;
+	const uint16_t gone = ST_F_EOF | ST_F_ERROR;
+
+	if (!u) {
+		conn_abort(c);
+		return;
+	}
+	tunnel_move(&c->s, &u->s);
+	tunnel_move(&u->s, &c->s);
+	if ((c->s.flags | u->s.flags) & ST_F_ERROR) {
+		conn_abort(c);
+		return;
+	}
+	/* One side closed: deliver what is queued, then close both. */
+	if (((c->s.flags & gone) && stream_rx_empty(&c->s)) ||
+	    ((u->s.flags & gone) && stream_rx_empty(&u->s))) {
+		if (stream_tx_idle(&c->s) && stream_tx_idle(&u->s))
+			conn_abort(c);
+	}
+}
+
 static int response_head(struct conn *c, struct upstream *u)
 {
 	llhttp_t *p = &u->parser;
 	int status = p->status_code;
 
 	http1_head_scan(&u->head, &u->info);
+	if (status == 101 && (c->flags & C_F_UPGRADE))
+		return tunnel_start(c, u);
 	if (status < 200) {
 		if (status == 101) {
-			upstream_fail(c, 502, "101 Switching Protocols without an upgrade request");
+			upstream_fail(c, 502, FAIL_INVALID,
+				      "101 Switching Protocols without an upgrade request");
 			return -1;
 		}
 		if (!(status == 100 && (c->flags & C_F_CONTINUE)) && !(c->flags & C_F_HTTP10)) {
@@ -614,7 +847,8 @@ static int response_head(struct conn *c, struct upstream *u)
 				    : -ENOMEM;
 			if (n < 0) {
 				free(buf);
-				upstream_fail(c, 502, "cannot forward an informational response");
+				upstream_fail(c, 502, FAIL_INVALID,
+					      "cannot forward an informational response");
 				return -1;
 			}
 			stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
@@ -623,6 +857,12 @@ static int response_head(struct conn *c, struct upstream *u)
 		http1_head_reset(&u->head);
 		return 0;
 	}
+	struct shard *sh = c->s.sh;
+	if (u->st)
+		balancer_done(&sh->bal, u->st, status < 500, sh->now_ms - u->t_start, sh->now_ms);
+	replay_release(c);
+	if (c->flags & C_F_UPGRADE)
+		c->flags |= C_F_CLOSE_AFTER; /* refused upgrade: the parser cannot go on */
 	if (c->flags & C_F_HEAD)
 		p->flags |= F_SKIPBODY;
 	bool dechunk = (c->flags & C_F_HTTP10) && (p->flags & F_CHUNKED) && !(c->flags & C_F_HEAD);
@@ -640,7 +880,7 @@ static int response_head(struct conn *c, struct upstream *u)
 		    : -ENOMEM;
 	if (n < 0) {
 		free(buf);
-		upstream_fail(c, 502, "response head too large");
+		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
 		return -1;
 	}
 	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
@@ -672,8 +912,9 @@ static void pump_response(struct conn *c)
 			if (r == 0)
 				break;
 			if (r < 0) {
-				upstream_fail(c, 502, r == -E2BIG ? "response head too large"
-								  : "invalid response head");
+				upstream_fail(c, 502, FAIL_INVALID,
+					      r == -E2BIG ? "response head too large"
+							  : "invalid response head");
 				return;
 			}
 			if (response_head(c, u) < 0)
@@ -729,8 +970,9 @@ static void pump_response(struct conn *c)
 		return;
 	/* The upstream closed (or failed) with nothing left to parse. */
 	if (c->rs == RS_HEAD) {
-		upstream_fail(c, 502, u->s.flags & ST_F_ERROR ? strerror(-u->s.err)
-							  : "closed the connection before responding");
+		upstream_fail(c, 502, FAIL_ERROR,
+			      u->s.flags & ST_F_ERROR ? strerror(-u->s.err)
+						      : "closed the connection before responding");
 	} else if (c->rs == RS_BODY) {
 		u->head.event = HTTP1_EV_NONE;
 		llhttp_errno_t err = llhttp_finish(&u->parser);
@@ -755,6 +997,7 @@ static void finish_request(struct conn *c)
 
 	if (u) {
 		c->up = NULL;
+		upstream_unaccount(u);
 		if (u->reusable && !sh->stopping) {
 			pool_put(sh, u);
 		} else {
@@ -766,9 +1009,11 @@ static void finish_request(struct conn *c)
 		snapref_put(sh, c->sref);
 		c->sref = NULL;
 	}
+	replay_release(c);
 	free(c->fwd_head);
 	c->fwd_head = NULL;
 	c->backend = NULL;
+	c->ntried = 0;
 	c->rq = RQ_HEAD;
 	c->rs = RS_NONE;
 	c->body_bytes = 0;
@@ -815,6 +1060,18 @@ static void conn_drive(struct conn *c)
 	}
 	if (s->flags & ST_F_ERROR) {
 		conn_abort(c);
+		return;
+	}
+	if (c->flags & C_F_TUNNEL) {
+		pump_tunnel(c);
+		if (s->flags & ST_F_CLOSING)
+			return;
+		timer_del(&s->timer);
+		timer_set_ms(s->sh, &c->up->s.timer, T_PROXY_READ, c->tunnel_idle_ms);
+		stream_flush(s);
+		stream_want_rx(s);
+		stream_flush(&c->up->s);
+		stream_want_rx(&c->up->s);
 		return;
 	}
 	for (;;) {
@@ -929,11 +1186,11 @@ void proxy_on_event(struct stream *s)
 		}
 		return;
 	}
-	timer_set(s->sh, &s->timer, T_PROXY_READ);
+	upstream_timer(u->c, u);
 	conn_drive(u->c);
 }
 
-void proxy_on_timeout(struct stream *s)
+void proxy_on_timeout(struct stream *s, enum timer_class cls)
 {
 	if (s->kind == STREAM_UPSTREAM) {
 		struct upstream *u = up_of(s);
@@ -943,17 +1200,25 @@ void proxy_on_timeout(struct stream *s)
 			return;
 		}
 		struct conn *c = u->c;
-		upstream_fail(c, 504, "timed out waiting for the response");
+		if (c->flags & C_F_TUNNEL) {
+			log_debug("proxy", "tunnel to %s idle: closing", u->ep.text);
+			conn_abort(c);
+			return;
+		}
+		upstream_fail(c, 504, FAIL_TIMEOUT,
+			      cls == T_PROXY_SEND ? "timed out sending the request"
+						  : "timed out waiting for the response");
 		if (!(c->s.flags & ST_F_CLOSING))
 			conn_drive(c);
 		return;
 	}
 	struct conn *c = conn_of(s);
-	switch (s->timer.cls < 0 ? -1 : s->timer.cls) {
-	default:
-		break;
-	}
-	log_debug("proxy", "client connection timed out (request %u)", c->nreq);
+	if (cls == T_LINGER || cls == T_CLIENT_IDLE)
+		log_debug("proxy", "closing an idle client connection");
+	else
+		log_debug("proxy", "client connection timed out (%s, request %u)",
+			  cls == T_CLIENT_HEADER ? "request head" : "request body or response write",
+			  c->nreq);
 	conn_abort(c);
 }
 
@@ -964,6 +1229,7 @@ void proxy_on_closed(struct stream *s)
 	if (s->kind == STREAM_UPSTREAM) {
 		struct upstream *u = up_of(s);
 		pool_remove(sh, u);
+		upstream_unaccount(u);
 		if (u->c && u->c->up == u)
 			u->c->up = NULL;
 		http1_head_free(&u->head);
@@ -972,6 +1238,7 @@ void proxy_on_closed(struct stream *s)
 	}
 	struct conn *c = conn_of(s);
 	upstream_detach_close(c);
+	replay_release(c);
 	if (c->sref)
 		snapref_put(sh, c->sref);
 	free(c->fwd_head);

@@ -6,6 +6,7 @@
 #ifndef RINGRESS_SHARD_T_H
 #define RINGRESS_SHARD_T_H
 
+#include "core/balancer.h"
 #include "core/config-t.h"
 #include "core/http1.h"
 #include "core/shard.h"
@@ -50,10 +51,12 @@ struct timer {
 	int8_t cls;        /* -1 when not armed */
 };
 
+/* Timers of one duration, in deadline order. */
 struct timer_list {
 	struct timer head; /* sentinel of a circular list */
 	uint64_t duration_ms;
 };
+#define TIMER_LISTS 16
 
 /* One received chunk in a provided buffer. */
 struct rxchunk {
@@ -110,7 +113,7 @@ struct stream {
 struct snapref {
 	struct snapshot *snap;
 	uint32_t users;
-	uint32_t *rr; /* round-robin position per backend id */
+	struct bal_view view; /* endpoint states and round-robin positions */
 	bool current;
 };
 
@@ -128,7 +131,11 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 #define C_F_KICKED (1u << 8)      /* request body parser primed */
 #define C_F_RESP_KICKED (1u << 9)
 #define C_F_REPLAYABLE (1u << 10) /* request head kept: may retry on a fresh upstream */
-#define C_F_RETRIED (1u << 11)
+#define C_F_RETRIED (1u << 11)    /* stale keep-alive retry done */
+#define C_F_UPGRADE (1u << 12)    /* request asks for a protocol upgrade */
+#define C_F_TUNNEL (1u << 13)     /* upgraded: raw bytes both ways */
+
+#define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
 struct upstream;
 
@@ -148,6 +155,12 @@ struct conn {
 	const struct snap_backend *backend;
 	char *fwd_head; /* request head sent upstream, kept for a replay */
 	uint32_t fwd_len;
+	struct txitem replay[REPLAY_MAX]; /* body sent so far, while it fits */
+	uint8_t nreplay;
+	uint8_t ntried;
+	uint32_t tried[4]; /* endpoint indices already tried */
+	uint32_t hash_key; /* upstream-hash-by key of the request */
+	uint64_t tunnel_idle_ms;
 	char peer_ip[48];
 };
 
@@ -163,6 +176,8 @@ struct upstream {
 	struct http1_head head;
 	struct http1_info info;
 	struct snap_endpoint ep;
+	struct ep_state *st; /* counted in st->active while attached */
+	uint64_t t_start;    /* ms when the request was attached */
 	struct __kernel_timespec connect_ts;
 };
 
@@ -193,11 +208,12 @@ struct shard {
 	char *scratch; /* normalised path of the request being routed */
 	uint32_t scratch_cap;
 
-	struct timer_list timers[T_NCLASSES];
+	struct timer_list timers[TIMER_LISTS];
 	struct conn conns; /* sentinel of the connection list */
 	uint32_t nconns, nstreams;
 	struct upstream *pool[POOL_BUCKETS];
 
+	struct balancer bal;
 	struct snapref refs[8];
 	struct snapref *cur;
 	struct snapshot *pending; /* newest snapshot not adopted yet */
@@ -240,13 +256,14 @@ struct io_uring_sqe *shard_sqe(struct shard *sh);
 
 /* timers (shard.c) */
 void timer_set(struct shard *sh, struct timer *t, enum timer_class cls);
+void timer_set_ms(struct shard *sh, struct timer *t, enum timer_class cls, uint64_t ms);
 void timer_del(struct timer *t);
 
 /* proxy.c: events delivered by stream.c and shard.c */
 void proxy_accept(struct shard *sh, int fd);
 void proxy_on_event(struct stream *s);
 void proxy_on_connect(struct upstream *u, int res);
-void proxy_on_timeout(struct stream *s);
+void proxy_on_timeout(struct stream *s, enum timer_class cls);
 void proxy_on_closed(struct stream *s);
 void proxy_stop(struct shard *sh);
 void proxy_pool_flush(struct shard *sh);

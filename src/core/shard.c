@@ -61,44 +61,94 @@ void timer_del(struct timer *t)
 	t->cls = -1;
 }
 
+/* The list for a duration: each list holds one duration, so appending keeps
+ * it sorted. When every list is taken, the last one is kept sorted by
+ * insertion (rare: a handful of distinct timeouts exist in practice). */
+static struct timer_list *timer_list_for(struct shard *sh, uint64_t ms, bool *sorted_insert)
+{
+	*sorted_insert = false;
+	for (int i = 0; i < TIMER_LISTS - 1; i++) {
+		struct timer_list *l = &sh->timers[i];
+		if (l->duration_ms == ms)
+			return l;
+		if (!l->duration_ms && l->head.next == &l->head) {
+			l->duration_ms = ms;
+			return l;
+		}
+	}
+	*sorted_insert = true;
+	return &sh->timers[TIMER_LISTS - 1];
+}
+
+void timer_set_ms(struct shard *sh, struct timer *t, enum timer_class cls, uint64_t ms)
+{
+	bool sorted;
+	struct timer_list *l = timer_list_for(sh, ms, &sorted);
+
+	timer_del(t); /* before looking at the tail: t may be the tail */
+	struct timer *after = l->head.prev;
+	t->deadline = sh->now_ms + ms;
+	t->cls = (int8_t)cls;
+	if (sorted)
+		while (after != &l->head && after->deadline > t->deadline)
+			after = after->prev;
+	t->prev = after;
+	t->next = after->next;
+	after->next->prev = t;
+	after->next = t;
+}
+
 /* (Re)arms t to fire after its class's duration from now. */
 void timer_set(struct shard *sh, struct timer *t, enum timer_class cls)
 {
-	struct timer_list *l = &sh->timers[cls];
-	timer_del(t);
-	t->deadline = sh->now_ms + l->duration_ms;
-	t->cls = (int8_t)cls;
-	t->prev = l->head.prev;
-	t->next = &l->head;
-	l->head.prev->next = t;
-	l->head.prev = t;
+	timer_set_ms(sh, t, cls, class_duration(sh->cfg, cls));
 }
 
 static void timers_run(struct shard *sh)
 {
-	for (int c = 0; c < T_NCLASSES; c++) {
+	for (int c = 0; c < TIMER_LISTS; c++) {
 		struct timer *head = &sh->timers[c].head;
 		while (head->next != head && head->next->deadline <= sh->now_ms) {
 			struct timer *t = head->next;
+			enum timer_class cls = (enum timer_class)t->cls;
 			timer_del(t);
 			struct stream *s = (struct stream *)((char *)t - offsetof(struct stream, timer));
-			proxy_on_timeout(s);
+			proxy_on_timeout(s, cls);
 		}
 	}
 }
 
 /* ---- snapshots ---- */
 
+/* Frees endpoint states that no snapshot in use refers to any more. */
+static void shard_sweep(struct shard *sh)
+{
+	struct bal_view *views[8];
+	const struct snapshot *snaps[8];
+	int n = 0;
+	for (unsigned i = 0; i < sizeof(sh->refs) / sizeof(sh->refs[0]); i++) {
+		if (sh->refs[i].snap) {
+			views[n] = &sh->refs[i].view;
+			snaps[n++] = sh->refs[i].snap;
+		}
+	}
+	balancer_sweep(&sh->bal, views, n, snaps);
+}
+
+static void snapref_clear(struct snapref *r)
+{
+	snapshot_release(r->snap);
+	balancer_view_deinit(&r->view);
+	r->snap = NULL;
+}
+
 /* Drops one use of r; a retired snapshot is released by its last user. */
 void snapref_put(struct shard *sh, struct snapref *r)
 {
-	(void)sh;
 	if (--r->users || r->current)
 		return;
-	snapshot_release(r->snap);
-	free(r->rr);
-	r->snap = NULL;
-	r->rr = NULL;
+	snapref_clear(r);
+	shard_sweep(sh);
 }
 
 static void snapshot_adopt(struct shard *sh, struct snapshot *s)
@@ -110,14 +160,13 @@ static void snapshot_adopt(struct shard *sh, struct snapshot *s)
 			break;
 		}
 	}
-	uint32_t *rr = calloc(s->nbackends ? s->nbackends : 1, sizeof(uint32_t));
-	if (!slot || !rr) {
+	struct bal_view view;
+	if (!slot || balancer_view_init(&sh->bal, &view, s, (uint32_t)sh->id) < 0) {
 		/* Every slot is held by requests on old snapshots: retry on the
 		 * next tick, keeping only the newest pending snapshot. */
 		if (sh->pending != s)
 			log_warn("shard", "shard %d: generation %llu waits for old requests to finish",
 				 sh->id, (unsigned long long)s->generation);
-		free(rr);
 		if (sh->pending && sh->pending != s)
 			snapshot_release(sh->pending);
 		sh->pending = s;
@@ -125,9 +174,7 @@ static void snapshot_adopt(struct shard *sh, struct snapshot *s)
 	}
 	if (sh->pending == s)
 		sh->pending = NULL;
-	for (uint32_t b = 0; b < s->nbackends; b++)
-		rr[b] = (uint32_t)sh->id;
-	*slot = (struct snapref){.snap = s, .users = 1, .rr = rr, .current = true};
+	*slot = (struct snapref){.snap = s, .users = 1, .view = view, .current = true};
 	if (sh->cur) {
 		sh->cur->current = false;
 		struct snapref *old = sh->cur;
@@ -336,10 +383,8 @@ static void *shard_main(void *arg)
 		return NULL;
 	}
 	sh->now_ms = now_ms();
-	for (int c = 0; c < T_NCLASSES; c++) {
+	for (int c = 0; c < TIMER_LISTS; c++)
 		sh->timers[c].head.next = sh->timers[c].head.prev = &sh->timers[c].head;
-		sh->timers[c].duration_ms = class_duration(sh->cfg, (enum timer_class)c);
-	}
 	sh->conns.next = sh->conns.prev = &sh->conns;
 	http1_settings_init(&sh->req_settings);
 	http1_settings_init(&sh->resp_settings);
@@ -454,6 +499,8 @@ struct shard_group *shard_group_start(const struct core_config *cfg)
 		}
 		sh->rng[0] = seed[0] | 1;
 		sh->rng[1] = seed[1] | 2;
+		balancer_init(&sh->bal, cfg->load_balance, cfg->max_fails, cfg->fail_timeout_ms,
+			      seed[0] ^ seed[1]);
 	}
 	for (int i = 0; i < g->n; i++) {
 		if (pthread_create(&g->shards[i].thread, NULL, shard_main, &g->shards[i])) {
@@ -546,17 +593,17 @@ void shard_group_stop(struct shard_group *g)
 		struct snapshot *s;
 		while ((s = spsc_pop(&sh->queue)))
 			snapshot_release(s);
-		for (unsigned r = 0; r < sizeof(sh->refs) / sizeof(sh->refs[0]); r++) {
+		for (unsigned r = 0; r < sizeof(sh->refs) / sizeof(sh->refs[0]); r++)
 			if (sh->refs[r].snap)
-				snapshot_release(sh->refs[r].snap);
-			free(sh->refs[r].rr);
-		}
+				snapref_clear(&sh->refs[r]);
+		balancer_deinit(&sh->bal);
 		if (sh->pending)
 			snapshot_release(sh->pending);
 		spsc_deinit(&sh->queue);
 		close(sh->wake_fd);
 		free(sh->bufs);
 		free(sh->bufref);
+		free(sh->scratch);
 		if (sh->br)
 			munmap(sh->br, sizeof(struct io_uring_buf) * sh->nbufs);
 	}

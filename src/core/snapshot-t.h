@@ -24,12 +24,46 @@ struct snap_endpoint {
 	char text[64]; /* "10.0.0.1:8080" or "[::1]:8080", for logs and headers */
 };
 
+/* Load-balancing algorithms (--load-balance, annotation load-balance). */
+enum snap_lb {
+	SNAP_LB_DEFAULT = 0, /* the --load-balance flag */
+	SNAP_LB_ROUND_ROBIN,
+	SNAP_LB_EWMA,          /* power of two choices on latency x load */
+	SNAP_LB_LEAST_REQUEST, /* power of two choices on requests in flight */
+	SNAP_LB_HASH,          /* consistent hashing (upstream-hash-by) */
+};
+
+/* What upstream-hash-by hashes. */
+enum snap_hash_src {
+	SNAP_HASH_REMOTE_ADDR = 0, /* $remote_addr */
+	SNAP_HASH_HEADER,          /* $http_x_name: header x-name */
+	SNAP_HASH_COOKIE,          /* $cookie_name */
+	SNAP_HASH_URI,             /* $request_uri */
+};
+
+/* Per-backend settings from Ingress annotations; 0 means "the flag". */
+struct snap_backend_opts {
+	uint8_t lb;       /* enum snap_lb */
+	uint8_t hash_src; /* enum snap_hash_src, with SNAP_LB_HASH */
+	char hash_key[64]; /* header (lower case, '-' separated) or cookie name */
+	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
+};
+
+/* A point of a backend's consistent-hash ring. */
+struct snap_ring_point {
+	uint32_t hash;
+	uint32_t endpoint; /* index in endpoints */
+};
+
 /* A backend: one Service port of one namespace, with its ready endpoints. */
 struct snap_backend {
 	const char *name; /* "namespace/service:port", for logs */
 	uint32_t id;      /* index in snapshot->backends */
 	uint32_t nendpoints;
 	struct snap_endpoint *endpoints; /* nendpoints entries, stable order */
+	struct snap_backend_opts opts;
+	uint32_t nring; /* SNAP_LB_HASH only: points sorted by hash */
+	struct snap_ring_point *ring;
 };
 
 enum snap_path_type {

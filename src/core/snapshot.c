@@ -94,6 +94,7 @@ struct bld_backend {
 	char *name;
 	uint32_t len;
 	uint32_t hash;
+	struct snap_backend_opts opts;
 	uint32_t neps, epcap;
 	struct snap_endpoint *eps;
 };
@@ -267,6 +268,58 @@ int snapshot_add_backend(struct snapshot_builder *b, const char *name)
 		j = (j + 1) & mask;
 	b->backend_tab[j] = id + 1;
 	return (int)id;
+}
+
+int snapshot_set_backend_opts(struct snapshot_builder *b, int backend,
+			      const struct snap_backend_opts *o)
+{
+	if (backend < 0 || (uint32_t)backend >= b->nbackends || !o || o->lb > SNAP_LB_HASH)
+		return -EINVAL;
+	b->backends[backend].opts = *o;
+	b->backends[backend].opts.hash_key[sizeof(o->hash_key) - 1] = 0;
+	return 0;
+}
+
+/* murmur3's finaliser over FNV-1a: fast, and well spread for ring points. */
+uint32_t snapshot_hash(const void *p, size_t len, uint32_t seed)
+{
+	uint32_t h = fnv1a(FNV_SEED ^ seed, p, len);
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+static int ring_cmp(const void *a, const void *b)
+{
+	const struct snap_ring_point *x = a, *y = b;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return x->endpoint < y->endpoint ? -1 : x->endpoint > y->endpoint;
+}
+
+/* Builds the consistent-hash ring of a backend: SNAP_RING_POINTS points per
+ * endpoint, placed by hashing the endpoint's address text, so that adding or
+ * removing one endpoint only moves the keys of its own points. */
+static int ring_build(struct arena *a, struct snap_backend *sb)
+{
+	sb->nring = sb->nendpoints * SNAP_RING_POINTS;
+	sb->ring = arena_alloc(a, (size_t)sb->nring * sizeof(*sb->ring) + 1);
+	if (!sb->ring)
+		return -ENOMEM;
+	for (uint32_t e = 0; e < sb->nendpoints; e++) {
+		const char *t = sb->endpoints[e].text;
+		for (uint32_t i = 0; i < SNAP_RING_POINTS; i++) {
+			struct snap_ring_point *pt = &sb->ring[e * SNAP_RING_POINTS + i];
+			pt->hash = snapshot_hash(t, strlen(t), i * 0x9e3779b9u);
+			pt->endpoint = e;
+		}
+	}
+	if (sb->nring > 1)
+		qsort(sb->ring, sb->nring, sizeof(*sb->ring), ring_cmp);
+	return 0;
 }
 
 /* Fills ep->text from ep->addr. */
@@ -630,6 +683,9 @@ struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
 			goto err_arena;
 		if (be->neps)
 			memcpy(sb->endpoints, be->eps, (size_t)be->neps * sizeof(*be->eps));
+		sb->opts = be->opts;
+		if (sb->opts.lb == SNAP_LB_HASH && ring_build(&a, sb) < 0)
+			goto err_arena;
 	}
 
 	uint32_t nexact = 0, nwild = 0;

@@ -21,6 +21,17 @@ void snapshot_builder_free(struct snapshot_builder *b);
  * (with no endpoints) on first use; or -ENOMEM. */
 int snapshot_add_backend(struct snapshot_builder *b, const char *name);
 
+/* Sets the options of backend id (annotations). Backends with different
+ * options must have different names. Returns 0 or -EINVAL. */
+int snapshot_set_backend_opts(struct snapshot_builder *b, int backend,
+			      const struct snap_backend_opts *o);
+
+/* Hash used for consistent hashing, on the ring and of request keys. */
+uint32_t snapshot_hash(const void *p, size_t len, uint32_t seed);
+
+/* Points per endpoint on a consistent-hash ring. */
+#define SNAP_RING_POINTS 160
+
 /* Appends an endpoint to backend id. Duplicate addresses are ignored.
  * Returns 0, -EINVAL (bad id or address family) or -ENOMEM. */
 int snapshot_add_endpoint(struct snapshot_builder *b, int backend, const struct sockaddr *sa,

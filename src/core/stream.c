@@ -144,6 +144,7 @@ static void stream_finalize(struct stream *s)
 {
 	struct shard *sh = s->sh;
 
+	timer_del(&s->timer); /* in case it was re-armed while closing */
 	for (uint8_t i = 0; i < s->tx_n; i++) {
 		if (s->tx[i].bid >= 0)
 			shard_buf_release(sh, (uint16_t)s->tx[i].bid);
