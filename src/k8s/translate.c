@@ -38,6 +38,7 @@
 #include "k8s/translate.h"
 
 #include "core/log.h"
+#include "k8s/annotations.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +59,8 @@ struct tr {
 	unsigned char *resolved; /* by backend id: endpoints already added */
 	size_t resolved_cap;
 	const char *ns, *name; /* Ingress being translated, for logs */
+	struct snap_backend_opts opts; /* from its annotations */
+	char opts_suffix[160];
 };
 
 /* ---- cJSON helpers that never trust the input's types ------------------- */
@@ -357,13 +360,17 @@ static int resolve_backend(struct tr *t, const cJSON *be, const char *where)
 	}
 	if (number)
 		pname = NULL;
+	/* Annotations make a backend of their own: the same Service port with
+	 * other options is another backend. */
 	if (number)
-		snprintf(bname, sizeof(bname), "%s/%s:%d", t->ns, sname, number);
+		snprintf(bname, sizeof(bname), "%s/%s:%d%s", t->ns, sname, number, t->opts_suffix);
 	else
-		snprintf(bname, sizeof(bname), "%s/%s:%s", t->ns, sname, pname);
+		snprintf(bname, sizeof(bname), "%s/%s:%s%s", t->ns, sname, pname, t->opts_suffix);
 	id = snapshot_add_backend(t->b, bname);
 	if (id < 0)
 		return id;
+	if (t->opts_suffix[0])
+		snapshot_set_backend_opts(t->b, id, &t->opts);
 	if ((size_t)id >= t->resolved_cap) {
 		size_t cap = t->resolved_cap ? t->resolved_cap * 2 : 64;
 		while (cap <= (size_t)id)
@@ -465,6 +472,9 @@ static int add_ingress(struct tr *t, const struct k8s_object *ing)
 
 	t->ns = ing->ns;
 	t->name = ing->name;
+	k8s_annotations_backend_opts(jget(jget(ing->obj, "metadata"), "annotations"), t->ns, t->name,
+				     &t->opts);
+	k8s_annotations_suffix(&t->opts, t->opts_suffix, sizeof(t->opts_suffix));
 	if (!cJSON_IsObject(spec)) {
 		log_warn(TAG, "ingress %s/%s: spec missing or not a mapping, skipped", t->ns,
 			 t->name);
