@@ -73,6 +73,17 @@ pub fn build(b: *std.Build) void {
     echo.linkSystemLibrary("pthread");
     b.installArtifact(echo);
 
+    // A WebSocket echo backend of the project's own (tunnel tests).
+    const ws_srcs = cFiles(b, "tests/support/ws");
+    if (ws_srcs.len > 0) {
+        const ws = b.addExecutable(.{ .name = "ringress-ws", .target = target, .optimize = optimize });
+        addIncludes(ws);
+        ws.addCSourceFiles(ws_srcs, &cflags);
+        ws.addCSourceFiles(&llhttp_srcs, &llhttp_flags);
+        ws.linkSystemLibrary("pthread");
+        b.installArtifact(ws);
+    }
+
     // Tests: one Criterion executable for unit tests, one for integration.
     const test_step = b.step("test", "Run unit and integration tests");
     const unit = b.addExecutable(.{ .name = "unit-tests", .target = target, .optimize = optimize });
@@ -103,6 +114,7 @@ pub fn build(b: *std.Build) void {
     run_integ.setEnvironmentVariable("RINGRESS_ROOT", b.build_root.path orelse ".");
     run_integ.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
     run_integ.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
+    run_integ.setEnvironmentVariable("RINGRESS_WS", b.getInstallPath(.bin, "ringress-ws"));
     test_step.dependOn(&run_integ.step);
 
     const unit_step = b.step("unit", "Run unit tests only");

@@ -22,7 +22,9 @@
 
 #define RINGRESS_VERSION "0.1.0"
 
-enum flag_kind { F_STRING, F_PORT, F_INT, F_UINT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL, F_LB, F_NEXT };
+enum flag_kind {
+	F_STRING, F_PORT, F_INT, F_UINT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL, F_LB, F_NEXT, F_SPLICE
+};
 
 struct options {
 	struct core_config core;
@@ -37,6 +39,7 @@ struct options {
 
 static struct options opt;
 static uint64_t sync_period_ms;
+static uint64_t status_update_interval_ms, election_ttl_ms;
 
 struct flag {
 	const char *name;
@@ -50,7 +53,34 @@ struct flag {
  * list exactly these. */
 static const struct flag flags[] = {
 	{"manifests", F_STRING, &opt.k8s.manifests, NULL,
-	 "File or directory of Kubernetes YAML/JSON manifests to serve (required)"},
+	 "File or directory of Kubernetes YAML/JSON manifests to serve (instead of the API server)"},
+	{"kubeconfig", F_STRING, &opt.k8s.kubeconfig, NULL,
+	 "Kubeconfig file to reach the API server (default: in-cluster service account)"},
+	{"kube-context", F_STRING, &opt.k8s.kube_context, NULL,
+	 "Kubeconfig context to use (default: its current-context)"},
+	{"apiserver-host", F_STRING, &opt.k8s.apiserver_host, NULL,
+	 "API server URL, overriding the kubeconfig's or the in-cluster one"},
+	{"serviceaccount-dir", F_STRING, &opt.k8s.serviceaccount_dir,
+	 "/var/run/secrets/kubernetes.io/serviceaccount",
+	 "Directory of the in-cluster token, ca.crt and namespace (token re-read every minute)"},
+	{"watch-namespace", F_STRING, &opt.k8s.watch_namespace, NULL,
+	 "Namespace to watch for Ingresses, Services, EndpointSlices, Secrets (default: all)"},
+	{"configmap", F_STRING, &opt.k8s.configmap, NULL,
+	 "NAMESPACE/NAME of the ConfigMap of global settings to watch"},
+	{"update-status", F_BOOL, &opt.k8s.update_status, "true",
+	 "Write status.loadBalancer of our Ingresses (the elected leader only)"},
+	{"publish-service", F_STRING, &opt.k8s.publish_service, NULL,
+	 "NAMESPACE/NAME of the Service whose load-balancer addresses go into Ingress status"},
+	{"publish-status-address", F_STRING, &opt.k8s.publish_status_address, NULL,
+	 "Comma-separated addresses to put into Ingress status (instead of --publish-service)"},
+	{"status-update-interval", F_DURATION, &status_update_interval_ms, "60s",
+	 "Time between two checks of the Ingress status"},
+	{"update-status-on-shutdown", F_BOOL, &opt.k8s.update_status_on_shutdown, "true",
+	 "Remove the Ingress status on shutdown when no other ringress pod runs"},
+	{"election-id", F_STRING, &opt.k8s.election_id, "ingress-controller-leader",
+	 "Name of the Lease used to elect the replica that writes status"},
+	{"election-ttl", F_DURATION, &election_ttl_ms, "30s",
+	 "Lease duration of the leader election (renewed every ttl/4)"},
 	{"bind", F_STRING, &opt.core.bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6)"},
 	{"http-port", F_PORT, &opt.http_port, "80", "Port for HTTP traffic"},
 	{"admin-port", F_PORT, &opt.admin_port, "10254", "Port for /healthz and /readyz"},
@@ -94,10 +124,15 @@ static const struct flag flags[] = {
 	 "When a request may go to another endpoint: error, timeout, off"},
 	{"proxy-next-upstream-tries", F_INT, &opt.next_upstream_tries, "3",
 	 "Endpoints tried at most per request"},
+	{"splice-mode", F_SPLICE, &opt.core.splice_mode, "off",
+	 "How large response bodies move: off (buffers), poll (splice(2) on the shard) or uring "
+	 "(IORING_OP_SPLICE in io-wq)"},
+	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "1m",
+	 "Response bodies of at least this many bytes (Content-Length) are spliced"},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut"},
 	{"sync-period", F_DURATION, &sync_period_ms, "200ms",
-	 "Delay between a manifest change and the rebuild of the configuration"},
+	 "Delay between a change (manifests or API server) and the rebuild of the configuration"},
 	{"log-level", F_LEVEL, &opt.log_level, "info", "error, warn, info or debug"},
 	{"version", F_BOOL, NULL, NULL, "Print the version and exit"},
 	{"help", F_BOOL, NULL, NULL, "Print this help and exit"},
@@ -106,7 +141,7 @@ static const struct flag flags[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: ringress --manifests PATH [flags]\n\n"
+	fprintf(f, "Usage: ringress [--manifests PATH | --kubeconfig PATH] [flags]\n\n"
 		   "io_uring HTTP/1.1 Kubernetes Ingress controller.\n"
 		   "Durations: 60 (seconds), 60s, 500ms, 5m, 1h. Sizes: 1048576, 512k, 1m, 1g.\n\n");
 	for (size_t i = 0; i < NFLAGS; i++) {
@@ -116,7 +151,8 @@ static void usage(FILE *f)
 				  : flags[i].kind == F_SIZE     ? " SIZE"
 				  : flags[i].kind == F_PORT || flags[i].kind == F_INT ||
 					    flags[i].kind == F_UINT ? " N"
-				  : flags[i].kind == F_LEVEL ? " LEVEL" : " VALUE";
+				  : flags[i].kind == F_LEVEL ? " LEVEL"
+				  : flags[i].kind == F_SPLICE ? " MODE" : " VALUE";
 		snprintf(left, sizeof(left), "--%s%s", flags[i].name, arg);
 		fprintf(f, "  %-38s %s", left, flags[i].help);
 		if (flags[i].def && strcmp(flags[i].def, "false"))
@@ -194,6 +230,16 @@ static void set_flag(const struct flag *f, const char *val)
 		*(uint32_t *)dst = m;
 		break;
 	}
+	case F_SPLICE:
+		if (!strcmp(val, "off"))
+			*(uint8_t *)dst = SPLICE_MODE_OFF;
+		else if (!strcmp(val, "poll"))
+			*(uint8_t *)dst = SPLICE_MODE_POLL;
+		else if (!strcmp(val, "uring"))
+			*(uint8_t *)dst = SPLICE_MODE_URING;
+		else
+			bad_flag(f->name, val, "expected off, poll or uring");
+		break;
 	case F_DURATION:
 		if (units_parse_duration(val, &v) < 0)
 			bad_flag(f->name, val, "expected a duration such as 60, 60s, 500ms or 5m");
@@ -222,6 +268,58 @@ static int allowed_cpus(void)
 		return CPU_COUNT(&set);
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;
+}
+
+/* True for "NAMESPACE/NAME". */
+static bool ns_name(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	return slash && slash != s && slash[1] && !strchr(slash + 1, '/');
+}
+
+/* Exactly one configuration source: --manifests, or the API server. */
+static void check_source(void)
+{
+	bool api = opt.k8s.kubeconfig || opt.k8s.apiserver_host || opt.k8s.kube_context;
+
+	if (opt.k8s.manifests && api) {
+		fprintf(stderr, "ringress: --manifests and --kubeconfig/--apiserver-host/"
+				"--kube-context are alternatives: give one configuration source\n");
+		exit(2);
+	}
+	if (opt.k8s.manifests) {
+		if (access(opt.k8s.manifests, R_OK) < 0) {
+			fprintf(stderr, "ringress: --manifests %s: %s\n", opt.k8s.manifests,
+				strerror(errno));
+			exit(2);
+		}
+		return;
+	}
+	if (!api && !getenv("KUBERNETES_SERVICE_HOST")) {
+		fprintf(stderr, "ringress: no configuration source: give --manifests PATH (a "
+				"YAML/JSON file or a directory of them), --kubeconfig PATH or "
+				"--apiserver-host URL, or run in a cluster\n");
+		exit(2);
+	}
+	if (opt.k8s.kube_context && !opt.k8s.kubeconfig) {
+		fprintf(stderr, "ringress: --kube-context needs --kubeconfig\n");
+		exit(2);
+	}
+	if (opt.k8s.kubeconfig && access(opt.k8s.kubeconfig, R_OK) < 0) {
+		fprintf(stderr, "ringress: --kubeconfig %s: %s\n", opt.k8s.kubeconfig,
+			strerror(errno));
+		exit(2);
+	}
+	if (opt.k8s.configmap && !ns_name(opt.k8s.configmap))
+		bad_flag("configmap", opt.k8s.configmap, "expected NAMESPACE/NAME");
+	if (opt.k8s.publish_service && !ns_name(opt.k8s.publish_service))
+		bad_flag("publish-service", opt.k8s.publish_service, "expected NAMESPACE/NAME");
+	if (election_ttl_ms < 2000 || status_update_interval_ms < 1000) {
+		fprintf(stderr, "ringress: --%s must be at least %s (see ringress --help)\n",
+			election_ttl_ms < 2000 ? "election-ttl" : "status-update-interval",
+			election_ttl_ms < 2000 ? "2s" : "1s");
+		exit(2);
+	}
 }
 
 static void parse_flags(int argc, char **argv)
@@ -273,15 +371,7 @@ static void parse_flags(int argc, char **argv)
 			argv[optind]);
 		exit(2);
 	}
-	if (!opt.k8s.manifests) {
-		fprintf(stderr, "ringress: --manifests PATH is required (a YAML/JSON file or a "
-				"directory of them)\n");
-		exit(2);
-	}
-	if (access(opt.k8s.manifests, R_OK) < 0) {
-		fprintf(stderr, "ringress: --manifests %s: %s\n", opt.k8s.manifests, strerror(errno));
-		exit(2);
-	}
+	check_source();
 	struct in6_addr any;
 	if (inet_pton(AF_INET, opt.core.bind, &any) != 1 && inet_pton(AF_INET6, opt.core.bind, &any) != 1)
 		bad_flag("bind", opt.core.bind, "expected an IPv4 or IPv6 address such as 0.0.0.0 or ::");
@@ -299,6 +389,9 @@ static void parse_flags(int argc, char **argv)
 	opt.core.next_upstream_tries = (uint32_t)opt.next_upstream_tries;
 	opt.core.buf_size = 16384;
 	opt.core.buf_count = 1024;
+	opt.k8s.user_agent = "ringress/" RINGRESS_VERSION;
+	opt.k8s.status_update_interval_ms = (uint32_t)status_update_interval_ms;
+	opt.k8s.election_ttl_ms = (uint32_t)election_ttl_ms;
 	opt.k8s.debounce_ms = (uint32_t)sync_period_ms;
 	if (!opt.k8s.debounce_ms)
 		opt.k8s.debounce_ms = 1;

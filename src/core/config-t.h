@@ -10,6 +10,12 @@
 #define NEXT_UPSTREAM_503 (1u << 3)
 #define NEXT_UPSTREAM_504 (1u << 4)
 
+enum splice_mode {
+	SPLICE_MODE_OFF = 0, /* provided buffers, recv + sendmsg */
+	SPLICE_MODE_POLL,    /* splice(2) from the shard, driven by io_uring poll */
+	SPLICE_MODE_URING,   /* IORING_OP_SPLICE (runs in io-wq, pinned to the shard's CPU) */
+};
+
 struct core_config {
 	const char *bind;      /* listen address, "0.0.0.0" */
 	uint16_t http_port;    /* 80 */
@@ -34,6 +40,9 @@ struct core_config {
 	uint64_t fail_timeout_ms;   /* 10s: first ejection, doubled while failing */
 	uint32_t next_upstream;     /* NEXT_UPSTREAM_* when to try another endpoint */
 	uint32_t next_upstream_tries; /* 3 endpoints at most per request */
+
+	uint8_t splice_mode;        /* SPLICE_MODE_*: how large bodies are forwarded */
+	uint64_t splice_threshold;  /* response bodies at least this long are spliced */
 
 	uint32_t buf_size;  /* provided buffer size, 16k */
 	uint32_t buf_count; /* provided buffers per shard, power of two */

@@ -25,6 +25,7 @@
 static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_drive(struct conn *c);
+static void response_done(struct conn *c, struct upstream *u);
 
 /* Ends u's accounting in its endpoint's state. */
 static void upstream_unaccount(struct upstream *u)
@@ -300,6 +301,7 @@ static struct upstream *upstream_connect(struct shard *sh, const struct snap_end
 		return NULL;
 	}
 	stream_init(&u->s, sh, fd, STREAM_UPSTREAM);
+	u->s.flags |= ST_F_ONESHOT; /* response bodies: bounded read-ahead */
 	u->ep = *ep;
 	u->hash = hash;
 	u->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
@@ -642,6 +644,7 @@ static int start_request(struct conn *c)
 	c->fwd_len = (uint32_t)n;
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	c->rq = RQ_BODY;
+	c->s.flags |= ST_F_ONESHOT; /* request bodies: bounded read-ahead */
 	if (upstream_attach(c, -1) < 0) {
 		respond_local(c, 502, true);
 		return -1;
@@ -888,13 +891,59 @@ static int response_head(struct conn *c, struct upstream *u)
 	c->rs = RS_BODY;
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
 		c->rs = RS_DONE;
+	else if (splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
+		c->flags |= C_F_SPLICE_PENDING;
+		u->s.flags |= ST_F_RX_PAUSED;
+		stream_want_rx(&u->s); /* cancels the multishot recv */
+	}
 	return 0;
+}
+
+/* The response body goes by splice once everything received before is
+ * forwarded and the upstream's recv has stopped. Returns true while the
+ * splice owns the response. */
+static bool response_splice(struct conn *c, struct upstream *u)
+{
+	if (c->sp) {
+		int r = splice_pump(c);
+		upstream_timer(c, u);
+		if (r < 0) {
+			log_warn("proxy", "upstream %s of %s: splice: %s", u->ep.text,
+				 c->backend->name, strerror(-r));
+			conn_abort(c);
+			return true;
+		}
+		if (r == 0)
+			return true;
+		splice_free(c);
+		c->flags &= ~C_F_SPLICE_PENDING;
+		u->s.flags &= (uint16_t)~ST_F_RX_PAUSED;
+		response_done(c, u);
+		return false;
+	}
+	if (!(c->flags & C_F_SPLICE_PENDING) || c->rs != RS_BODY)
+		return false;
+	if (!stream_rx_empty(&u->s) || (u->s.flags & ST_F_RX_ARMED) || !stream_tx_idle(&c->s))
+		return false; /* forward what is already here first */
+	if (!u->parser.content_length || (u->s.flags & (ST_F_EOF | ST_F_ERROR))) {
+		c->flags &= ~C_F_SPLICE_PENDING;
+		u->s.flags &= (uint16_t)~ST_F_RX_PAUSED;
+		return false;
+	}
+	if (splice_start(c) < 0) {
+		c->flags &= ~C_F_SPLICE_PENDING;
+		u->s.flags &= (uint16_t)~ST_F_RX_PAUSED;
+		return false;
+	}
+	return response_splice(c, u);
 }
 
 /* The response is complete: may the upstream connection serve again? */
 static void response_done(struct conn *c, struct upstream *u)
 {
 	c->rs = RS_DONE;
+	c->flags &= ~C_F_SPLICE_PENDING;
+	u->s.flags &= (uint16_t)~ST_F_RX_PAUSED;
 	u->nreq++;
 	u->reusable = c->rq == RQ_DONE && !(u->s.flags & (ST_F_EOF | ST_F_ERROR)) &&
 		      u->nreq < c->s.sh->cfg->upstream_keepalive_requests &&
@@ -905,6 +954,8 @@ static void pump_response(struct conn *c)
 {
 	struct upstream *u = c->up;
 
+	if (response_splice(c, u))
+		return;
 	while (c->up == u && (c->rs == RS_HEAD || c->rs == RS_BODY) && !stream_rx_empty(&u->s) &&
 	       stream_tx_room(&c->s)) {
 		if (c->rs == RS_HEAD) {
@@ -966,6 +1017,8 @@ static void pump_response(struct conn *c)
 	}
 	if (c->up != u || !stream_rx_empty(&u->s))
 		return;
+	if (response_splice(c, u))
+		return;
 	if (!(u->s.flags & (ST_F_EOF | ST_F_ERROR)))
 		return;
 	/* The upstream closed (or failed) with nothing left to parse. */
@@ -1016,6 +1069,7 @@ static void finish_request(struct conn *c)
 	c->ntried = 0;
 	c->rq = RQ_HEAD;
 	c->rs = RS_NONE;
+	c->s.flags &= (uint16_t)~ST_F_ONESHOT;
 	c->body_bytes = 0;
 	c->flags &= C_F_CLOSE_AFTER | C_F_LINGER;
 	http1_head_reset(&c->head);
@@ -1239,6 +1293,7 @@ void proxy_on_closed(struct stream *s)
 	struct conn *c = conn_of(s);
 	upstream_detach_close(c);
 	replay_release(c);
+	splice_free(c);
 	if (c->sref)
 		snapref_put(sh, c->sref);
 	free(c->fwd_head);

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-/* Operation kinds, kept in the low 3 bits of SQE user_data. */
+/* Operation kinds, kept in the low 4 bits of SQE user_data. */
 enum op_kind {
 	OP_IGNORE = 0, /* cancels, linked timeouts */
 	OP_ACCEPT,
@@ -29,8 +29,10 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_TICK,
+	OP_POLL,   /* readiness for a splice(2) */
+	OP_SPLICE, /* IORING_OP_SPLICE */
 };
-#define OP_MASK 7ull
+#define OP_MASK 15ull /* conn, upstream and shard are at least 16-byte aligned */
 #define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (uint64_t)(op))
 
 /* Timer classes: each has one duration, so each list stays sorted. */
@@ -86,6 +88,11 @@ enum stream_kind { STREAM_CLIENT, STREAM_UPSTREAM };
 #define ST_F_STARVED (1u << 5)   /* recv stopped on ENOBUFS */
 #define ST_F_CONNECTED (1u << 6) /* upstream: connect done */
 #define ST_F_ERROR (1u << 7)     /* socket error seen (err holds it) */
+#define ST_F_POLLING (1u << 8)   /* a poll for a splice is armed */
+#define ST_F_SPLICING (1u << 9)  /* an IORING_OP_SPLICE is in flight */
+#define ST_F_RX_PAUSED (1u << 10) /* recv stopped on purpose (splice) */
+#define ST_F_ONESHOT (1u << 11)   /* one recv at a time: exact back-pressure */
+#define ST_F_RX_MULTI (1u << 12)  /* the armed recv is multishot */
 
 /* One socket and its queues. Embedded first in struct conn / upstream. */
 struct stream {
@@ -107,6 +114,7 @@ struct stream {
 
 	struct timer timer;
 	struct stream *starved_next;
+	struct stream *dead_next;
 };
 
 /* A snapshot as used by one shard: requests count their use locally. */
@@ -134,6 +142,7 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 #define C_F_RETRIED (1u << 11)    /* stale keep-alive retry done */
 #define C_F_UPGRADE (1u << 12)    /* request asks for a protocol upgrade */
 #define C_F_TUNNEL (1u << 13)     /* upgraded: raw bytes both ways */
+#define C_F_SPLICE_PENDING (1u << 14) /* response body will move by splice */
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
@@ -161,6 +170,7 @@ struct conn {
 	uint32_t tried[4]; /* endpoint indices already tried */
 	uint32_t hash_key; /* upstream-hash-by key of the request */
 	uint64_t tunnel_idle_ms;
+	struct splice_state *sp; /* response body moving by splice */
 	char peer_ip[48];
 };
 
@@ -200,6 +210,7 @@ struct shard {
 	uint8_t *bufref;
 	uint32_t nbufs;
 	struct stream *starved;
+	struct stream *dead; /* closed with nothing in flight: freed after the batch */
 
 	uint64_t now_ms;
 	char date[40]; /* IMF-fixdate, refreshed every second */
@@ -235,6 +246,23 @@ struct shard {
 #define STAT_INC(sh, f) __atomic_store_n(&(sh)->stats.f, (sh)->stats.f + 1, __ATOMIC_RELAXED)
 #define STAT_SET(sh, f, v) __atomic_store_n(&(sh)->stats.f, (v), __ATOMIC_RELAXED)
 
+/* A response body moved upstream socket -> pipe -> client socket. */
+struct splice_state {
+	int pipe[2];
+	uint64_t left;    /* bytes still to read from the upstream */
+	uint32_t in_pipe; /* bytes read and not yet written */
+	uint32_t cap;     /* pipe capacity */
+	int32_t op_len;   /* IORING_OP_SPLICE in flight: its direction (+in, -out) */
+	bool started;
+};
+
+/* splice.c */
+bool splice_wanted(const struct shard *sh, const llhttp_t *resp, bool head_req);
+int splice_start(struct conn *c);
+int splice_pump(struct conn *c);
+void splice_on_cqe(struct stream *s, int op, int res);
+void splice_free(struct conn *c);
+
 /* stream.c */
 void stream_init(struct stream *s, struct shard *sh, int fd, enum stream_kind kind);
 void stream_want_rx(struct stream *s);
@@ -247,6 +275,7 @@ bool stream_tx_idle(const struct stream *s);
 int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap);
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
+void shard_reap(struct shard *sh);
 void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe);
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);
 void stream_drop_rx(struct stream *s);

@@ -224,6 +224,16 @@ static int ring_init(struct shard *sh)
 	}
 	if (ret < 0)
 		return ret;
+	if (sh->cfg->splice_mode == SPLICE_MODE_URING) {
+		/* IORING_OP_SPLICE runs in io-wq: keep its workers few and on
+		 * this shard's CPU. */
+		cpu_set_t set;
+		unsigned int max[2] = {2, 2};
+		CPU_ZERO(&set);
+		CPU_SET(sh->cpu, &set);
+		io_uring_register_iowq_aff(&sh->ring, sizeof(set), &set);
+		io_uring_register_iowq_max_workers(&sh->ring, max);
+	}
 
 	sh->nbufs = sh->cfg->buf_count;
 	size_t brsize = sizeof(struct io_uring_buf) * sh->nbufs;
@@ -342,6 +352,17 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	case OP_CONNECT:
 		proxy_on_connect(ptr, cqe->res);
 		break;
+	case OP_POLL:
+	case OP_SPLICE: {
+		struct stream *s = ptr;
+		if (stream_op_done(s))
+			break;
+		if (!(s->flags & ST_F_CLOSING)) {
+			splice_on_cqe(s, (int)(ud & OP_MASK), cqe->res);
+			proxy_on_event(s);
+		}
+		break;
+	}
 	case OP_WAKE:
 		queue_drain(sh);
 		if (atomic_load(&sh->stop))
@@ -407,6 +428,7 @@ static void *shard_main(void *arg)
 		}
 		io_uring_cq_advance(&sh->ring, n);
 		timers_run(sh);
+		shard_reap(sh);
 		if (sh->stopping && !sh->nstreams && !sh->accepting)
 			break;
 	}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define BGID 1
@@ -119,8 +120,11 @@ void stream_want_rx(struct stream *s)
 
 	if (s->flags & (ST_F_CLOSING | ST_F_EOF | ST_F_ERROR))
 		return;
-	if (s->rx_n >= RX_HIGH) {
-		if ((s->flags & ST_F_RX_ARMED) && !(s->flags & ST_F_RX_CANCEL)) {
+	bool oneshot = s->flags & ST_F_ONESHOT;
+	if (s->rx_n >= RX_HIGH || (s->flags & ST_F_RX_PAUSED) ||
+	    (oneshot && (s->flags & ST_F_RX_MULTI))) {
+		/* A single recv ends by itself; a multishot one is cancelled. */
+		if ((s->flags & ST_F_RX_MULTI) && !(s->flags & ST_F_RX_CANCEL)) {
 			sqe = shard_sqe(sh);
 			io_uring_prep_cancel64(sqe, UD(s, OP_RECV), 0);
 			io_uring_sqe_set_data64(sqe, OP_IGNORE);
@@ -131,7 +135,12 @@ void stream_want_rx(struct stream *s)
 	if (s->flags & (ST_F_RX_ARMED | ST_F_STARVED))
 		return;
 	sqe = shard_sqe(sh);
-	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	if (oneshot) {
+		io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
+	} else {
+		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+		s->flags |= ST_F_RX_MULTI;
+	}
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID;
 	io_uring_sqe_set_data64(sqe, UD(s, OP_RECV));
@@ -160,6 +169,16 @@ static void stream_finalize(struct stream *s)
 	s->fd = -1;
 	sh->nstreams--;
 	proxy_on_closed(s);
+}
+
+/* Finalises the streams whose close found nothing in flight. */
+void shard_reap(struct shard *sh)
+{
+	while (sh->dead) {
+		struct stream *s = sh->dead;
+		sh->dead = s->dead_next;
+		stream_finalize(s);
+	}
 }
 
 /* Counts down one finished operation; finalises a closing stream after its
@@ -193,7 +212,7 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 			shard_buf_release(s->sh, bid);
 	}
 	if (!more) {
-		s->flags &= (uint16_t)~(ST_F_RX_ARMED | ST_F_RX_CANCEL);
+		s->flags &= (uint16_t)~(ST_F_RX_ARMED | ST_F_RX_CANCEL | ST_F_RX_MULTI);
 		if (res == 0) {
 			s->flags |= ST_F_EOF;
 		} else if (res == -ENOBUFS) {
@@ -311,10 +330,20 @@ void stream_close(struct stream *s)
 		s->flags &= (uint16_t)~ST_F_STARVED;
 	}
 	if (!s->inflight) {
-		stream_finalize(s);
+		/* Freed after the current batch of completions: callers up the
+		 * stack may still look at the stream's flags. */
+		s->dead_next = s->sh->dead;
+		s->sh->dead = s;
 		return;
 	}
 	struct io_uring_sqe *sqe = shard_sqe(s->sh);
 	io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	if (s->flags & ST_F_SPLICING) {
+		/* A splice is keyed by its pipe, not by this socket. */
+		shutdown(s->fd, SHUT_RDWR);
+		sqe = shard_sqe(s->sh);
+		io_uring_prep_cancel64(sqe, UD(s, OP_SPLICE), 0);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	}
 }
