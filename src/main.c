@@ -33,7 +33,7 @@ struct options {
 	uint64_t keepalive_requests, upstream_keepalive_requests;
 	uint64_t http_port, admin_port;
 	uint64_t max_header_size;
-	uint64_t max_fails, next_upstream_tries;
+	uint64_t max_fails, next_upstream_tries, upstream_keepalive_conns;
 	const char *log_level;
 };
 
@@ -110,6 +110,8 @@ static const struct flag flags[] = {
 	 "Idle time before a kept-alive upstream connection closes"},
 	{"upstream-keepalive-requests", F_INT, &opt.upstream_keepalive_requests, "10000",
 	 "Requests sent on one upstream connection"},
+	{"upstream-keepalive-connections", F_UINT, &opt.upstream_keepalive_conns, "320",
+	 "Idle upstream connections kept per shard (0 = none)"},
 	{"proxy-body-size", F_SIZE, &opt.core.proxy_body_size, "1m",
 	 "Largest request body (413 above; 0 = unlimited)"},
 	{"max-header-size", F_SIZE, &opt.max_header_size, "32k",
@@ -386,6 +388,7 @@ static void parse_flags(int argc, char **argv)
 	opt.core.upstream_keepalive_requests = (uint32_t)opt.upstream_keepalive_requests;
 	opt.core.max_header_size = (uint32_t)opt.max_header_size;
 	opt.core.max_fails = (uint32_t)opt.max_fails;
+	opt.core.upstream_keepalive_conns = (uint32_t)opt.upstream_keepalive_conns;
 	opt.core.next_upstream_tries = (uint32_t)opt.next_upstream_tries;
 	opt.core.buf_size = 16384;
 	opt.core.buf_count = 1024;

@@ -31,6 +31,7 @@ struct core_config {
 	uint64_t proxy_send_timeout_ms;        /* 60s between two upstream writes */
 	uint64_t upstream_keepalive_timeout_ms; /* 60s idle upstream connection */
 	uint32_t upstream_keepalive_requests;  /* 10000 per upstream connection */
+	uint32_t upstream_keepalive_conns;     /* 320 idle upstream connections per shard */
 	uint64_t proxy_body_size;              /* 1m; 0 = unlimited */
 	uint32_t max_header_size;              /* 32k total request head */
 	uint64_t shutdown_timeout_ms;          /* graceful drain bound, 30s */

@@ -49,6 +49,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 			h->overflow = 1;
 			return -1;
 		}
+		if (h->nhdr == h->hdr_cap) {
+			uint16_t cap = h->hdr_cap ? (uint16_t)(h->hdr_cap * 2) : 16;
+			struct http1_header *n = realloc(h->hdr, sizeof(*n) * cap);
+			if (!n)
+				return -1;
+			h->hdr = n;
+			h->hdr_cap = cap;
+		}
 		h->nhdr++;
 		h->hdr[h->nhdr - 1].value.len = 0;
 		h->hdr[h->nhdr - 1].value.off = 0;
@@ -113,8 +121,11 @@ void http1_head_reset(struct http1_head *h)
 void http1_head_free(struct http1_head *h)
 {
 	free(h->buf);
+	free(h->hdr);
 	h->buf = NULL;
+	h->hdr = NULL;
 	h->cap = 0;
+	h->hdr_cap = 0;
 	http1_head_reset(h);
 }
 

@@ -32,7 +32,8 @@ struct http1_head {
 	/* Optional: receives body bytes (de-chunked) while parsing. */
 	int (*on_body)(void *user, const char *at, size_t len);
 	void *user;
-	struct http1_header hdr[HTTP1_MAX_HEADERS];
+	uint16_t hdr_cap;
+	struct http1_header *hdr; /* allocated on the first header, grown to HTTP1_MAX_HEADERS */
 };
 
 /* Facts about a head, computed once by http1_head_scan. */
@@ -45,7 +46,7 @@ struct http1_info {
 	uint8_t chunked;
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
 	/* Tokens of the Connection header (lower case, comma separated). */
-	char conn_tokens[256];
+	char conn_tokens[128];
 };
 
 /* The parser pauses (HPE_PAUSED) at the end of a head and of a message. */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,12 +75,14 @@ static void pool_remove(struct shard *sh, struct upstream *u)
 		u->pool_next->pool_prev = u->pool_prev;
 	u->pool_prev = u->pool_next = NULL;
 	u->idle = false;
+	sh->pool_idle--;
 	timer_del(&u->s.timer);
 }
 
 static void pool_put(struct shard *sh, struct upstream *u)
 {
 	struct upstream **b = &sh->pool[u->hash % POOL_BUCKETS];
+	http1_head_free(&u->head);
 	u->c = NULL;
 	u->idle = true;
 	u->pool_prev = NULL;
@@ -87,6 +90,7 @@ static void pool_put(struct shard *sh, struct upstream *u)
 	if (*b)
 		(*b)->pool_prev = u;
 	*b = u;
+	sh->pool_idle++;
 	timer_set(sh, &u->s.timer, T_UPSTREAM_IDLE);
 	stream_want_rx(&u->s); /* notices the upstream closing it */
 }
@@ -585,7 +589,18 @@ static int start_request(struct conn *c)
 	if (!status) {
 		const char *host = "";
 		size_t hl = 0;
-		if (info->host >= 0) {
+		const char *url = c->head.buf + c->head.url.off;
+		size_t ul = c->head.url.len;
+		size_t skip = ul > 7 && !strncasecmp(url, "http://", 7)    ? 7
+			      : ul > 8 && !strncasecmp(url, "https://", 8) ? 8
+									   : 0;
+		if (skip) {
+			/* Absolute form: the target's authority is the host
+			 * (RFC 9112, 3.2.2), whatever the Host header says. */
+			host = url + skip;
+			while (hl < ul - skip && host[hl] != '/' && host[hl] != '?')
+				hl++;
+		} else if (info->host >= 0) {
 			host = c->head.buf + c->head.hdr[info->host].value.off;
 			hl = c->head.hdr[info->host].value.len;
 			while (hl && (*host == ' ' || *host == '\t')) {
@@ -1051,7 +1066,8 @@ static void finish_request(struct conn *c)
 	if (u) {
 		c->up = NULL;
 		upstream_unaccount(u);
-		if (u->reusable && !sh->stopping) {
+		if (u->reusable && !sh->stopping &&
+		    sh->pool_idle < sh->cfg->upstream_keepalive_conns) {
 			pool_put(sh, u);
 		} else {
 			u->c = NULL;
@@ -1072,9 +1088,7 @@ static void finish_request(struct conn *c)
 	c->s.flags &= (uint16_t)~ST_F_ONESHOT;
 	c->body_bytes = 0;
 	c->flags &= C_F_CLOSE_AFTER | C_F_LINGER;
-	http1_head_reset(&c->head);
-	if (c->head.cap > 8192)
-		http1_head_free(&c->head);
+	http1_head_free(&c->head); /* idle connections hold no buffers */
 }
 
 static void update_client_timer(struct conn *c)

@@ -76,6 +76,15 @@ struct txitem {
 };
 
 #define TX_MAX 8
+
+/* A send queue: only connections with something to send hold one. */
+struct txq {
+	struct txitem tx[TX_MAX];
+	struct iovec iov[TX_MAX];
+	struct msghdr msg;
+	uint8_t n, sending;
+	struct txq *next_free;
+};
 #define RX_HIGH 4 /* stop the multishot recv at this many queued chunks */
 
 enum stream_kind { STREAM_CLIENT, STREAM_UPSTREAM };
@@ -107,10 +116,7 @@ struct stream {
 	uint16_t rx_head, rx_n, rx_cap;
 	struct rxchunk rx_inline[2];
 
-	struct txitem tx[TX_MAX];
-	uint8_t tx_n, tx_sending;
-	struct iovec iov[TX_MAX];
-	struct msghdr msg;
+	struct txq *txq; /* taken from the shard while data waits to be sent */
 
 	struct timer timer;
 	struct stream *starved_next;
@@ -210,6 +216,7 @@ struct shard {
 	uint8_t *bufref;
 	uint32_t nbufs;
 	struct stream *starved;
+	struct txq *free_txq; /* spare send queues */
 	struct stream *dead; /* closed with nothing in flight: freed after the batch */
 
 	uint64_t now_ms;
@@ -223,6 +230,8 @@ struct shard {
 	struct conn conns; /* sentinel of the connection list */
 	uint32_t nconns, nstreams;
 	struct upstream *pool[POOL_BUCKETS];
+	uint32_t pool_idle; /* connections in the pool */
+	uint32_t free_txqs;
 
 	struct balancer bal;
 	struct snapref refs[8];
@@ -276,6 +285,7 @@ int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
 void shard_reap(struct shard *sh);
+void shard_txq_free_all(struct shard *sh);
 void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe);
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);
 void stream_drop_rx(struct stream *s);

@@ -25,6 +25,7 @@
 
 struct shard_group {
 	const struct core_config *cfg;
+	_Atomic bool stopping;
 	int n;
 	struct shard *shards;
 };
@@ -583,6 +584,8 @@ bool shard_group_healthy(struct shard_group *g)
 
 bool shard_group_ready(struct shard_group *g)
 {
+	if (atomic_load(&g->stopping))
+		return false; /* draining: let load balancers move away */
 	for (int i = 0; i < g->n; i++)
 		if (!atomic_load(&g->shards[i].generation))
 			return false;
@@ -605,6 +608,7 @@ void shard_group_stats(struct shard_group *g, struct shard_stats *out)
 
 void shard_group_stop(struct shard_group *g)
 {
+	atomic_store(&g->stopping, true);
 	for (int i = 0; i < g->n; i++) {
 		atomic_store(&g->shards[i].stop, true);
 		shard_wake(&g->shards[i]);
@@ -626,6 +630,7 @@ void shard_group_stop(struct shard_group *g)
 		free(sh->bufs);
 		free(sh->bufref);
 		free(sh->scratch);
+		shard_txq_free_all(sh);
 		if (sh->br)
 			munmap(sh->br, sizeof(struct io_uring_buf) * sh->nbufs);
 	}

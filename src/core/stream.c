@@ -148,18 +148,48 @@ void stream_want_rx(struct stream *s)
 	s->inflight++;
 }
 
+/* Gives the stream's send queue back to the shard once it is empty. */
+static void txq_put(struct stream *s)
+{
+	struct txq *q = s->txq;
+	if (!q || q->n || q->sending)
+		return;
+	s->txq = NULL;
+	if (s->sh->free_txqs >= 1024) {
+		free(q);
+		return;
+	}
+	q->next_free = s->sh->free_txq;
+	s->sh->free_txq = q;
+	s->sh->free_txqs++;
+}
+
+/* Frees the shard's spare send queues. */
+void shard_txq_free_all(struct shard *sh)
+{
+	while (sh->free_txq) {
+		struct txq *q = sh->free_txq;
+		sh->free_txq = q->next_free;
+		free(q);
+	}
+}
+
 /* Finishes a stream whose last CQE has arrived. */
 static void stream_finalize(struct stream *s)
 {
 	struct shard *sh = s->sh;
 
 	timer_del(&s->timer); /* in case it was re-armed while closing */
-	for (uint8_t i = 0; i < s->tx_n; i++) {
-		if (s->tx[i].bid >= 0)
-			shard_buf_release(sh, (uint16_t)s->tx[i].bid);
-		free(s->tx[i].heap);
+	if (s->txq) {
+		for (uint8_t i = 0; i < s->txq->n; i++) {
+			if (s->txq->tx[i].bid >= 0)
+				shard_buf_release(sh, (uint16_t)s->txq->tx[i].bid);
+			free(s->txq->tx[i].heap);
+		}
+		s->txq->n = 0;
+		s->txq->sending = 0;
+		txq_put(s);
 	}
-	s->tx_n = 0;
 	stream_drop_rx(s);
 	if (s->rx != s->rx_inline)
 		free(s->rx);
@@ -233,45 +263,60 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 
 bool stream_tx_room(const struct stream *s)
 {
-	return s->tx_n < TX_MAX - 1;
+	return !s->txq || s->txq->n < TX_MAX - 1;
 }
 
 bool stream_tx_idle(const struct stream *s)
 {
-	return s->tx_n == 0;
+	return !s->txq || s->txq->n == 0;
 }
 
 /* Queues data to send; bid >= 0 takes a reference on that buffer; heap is
  * freed once sent. Returns 0 or -ENOBUFS when the queue is full. */
 int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap)
 {
-	if (s->tx_n >= TX_MAX) {
+	struct txq *q = s->txq;
+	if (!q) {
+		q = s->sh->free_txq;
+		if (q) {
+			s->sh->free_txq = q->next_free;
+			s->sh->free_txqs--;
+		}
+		else if (!(q = malloc(sizeof(*q)))) {
+			free(heap);
+			return -ENOMEM;
+		}
+		q->n = q->sending = 0;
+		s->txq = q;
+	}
+	if (q->n >= TX_MAX) {
 		free(heap);
 		return -ENOBUFS;
 	}
 	if (bid >= 0)
 		s->sh->bufref[bid]++;
-	s->tx[s->tx_n++] = (struct txitem){.base = base, .len = len, .bid = bid, .heap = heap};
+	q->tx[q->n++] = (struct txitem){.base = base, .len = len, .bid = bid, .heap = heap};
 	return 0;
 }
 
 /* Starts one sendmsg of everything queued, unless one is in flight. */
 void stream_flush(struct stream *s)
 {
-	if ((s->flags & (ST_F_SENDING | ST_F_CLOSING | ST_F_ERROR)) || !s->tx_n)
+	struct txq *q = s->txq;
+	if ((s->flags & (ST_F_SENDING | ST_F_CLOSING | ST_F_ERROR)) || !q || !q->n)
 		return;
 	if (s->kind == STREAM_UPSTREAM && !(s->flags & ST_F_CONNECTED))
 		return;
-	for (uint8_t i = 0; i < s->tx_n; i++) {
-		s->iov[i].iov_base = s->tx[i].base;
-		s->iov[i].iov_len = s->tx[i].len;
+	for (uint8_t i = 0; i < q->n; i++) {
+		q->iov[i].iov_base = q->tx[i].base;
+		q->iov[i].iov_len = q->tx[i].len;
 	}
-	memset(&s->msg, 0, sizeof(s->msg));
-	s->msg.msg_iov = s->iov;
-	s->msg.msg_iovlen = s->tx_n;
-	s->tx_sending = s->tx_n;
+	memset(&q->msg, 0, sizeof(q->msg));
+	q->msg.msg_iov = q->iov;
+	q->msg.msg_iovlen = q->n;
+	q->sending = q->n;
 	struct io_uring_sqe *sqe = shard_sqe(s->sh);
-	io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, s->fd, &q->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, UD(s, OP_SEND));
 	s->flags |= ST_F_SENDING;
 	s->inflight++;
@@ -280,6 +325,7 @@ void stream_flush(struct stream *s)
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
+	struct txq *q = s->txq;
 
 	s->flags &= (uint16_t)~ST_F_SENDING;
 	if (res < 0) {
@@ -289,21 +335,23 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 	} else {
 		uint32_t left = (uint32_t)res;
 		uint8_t done = 0;
-		while (done < s->tx_sending && left >= s->tx[done].len) {
-			left -= s->tx[done].len;
-			if (s->tx[done].bid >= 0)
-				shard_buf_release(s->sh, (uint16_t)s->tx[done].bid);
-			free(s->tx[done].heap);
+		while (done < q->sending && left >= q->tx[done].len) {
+			left -= q->tx[done].len;
+			if (q->tx[done].bid >= 0)
+				shard_buf_release(s->sh, (uint16_t)q->tx[done].bid);
+			free(q->tx[done].heap);
 			done++;
 		}
-		if (left && done < s->tx_sending) {
-			s->tx[done].base += left;
-			s->tx[done].len -= left;
+		if (left && done < q->sending) {
+			q->tx[done].base += left;
+			q->tx[done].len -= left;
 		}
-		memmove(s->tx, s->tx + done, sizeof(s->tx[0]) * (size_t)(s->tx_n - done));
-		s->tx_n = (uint8_t)(s->tx_n - done);
+		memmove(q->tx, q->tx + done, sizeof(q->tx[0]) * (size_t)(q->n - done));
+		q->n = (uint8_t)(q->n - done);
 	}
-	s->tx_sending = 0;
+	q->sending = 0;
+	if (!(s->flags & ST_F_CLOSING))
+		txq_put(s);
 	if (stream_cqe_done(s, cqe))
 		return;
 	if (!(s->flags & ST_F_CLOSING)) {
