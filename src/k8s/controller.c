@@ -1,4 +1,5 @@
-/* controller.c - the control thread for --manifests PATH.
+/* controller.c - the control thread for --manifests PATH, and the entry
+ * point of both sources (the API server source lives in cluster.c).
  *
  * Start-up loads PATH synchronously and publishes generation 1 when it
  * parses. The thread then waits on inotify (PATH's directory, or the parent
@@ -12,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/snapshot.h"
+#include "k8s/cluster.h"
 #include "k8s/manifests.h"
 #include "k8s/store.h"
 #include "k8s/translate.h"
@@ -38,6 +40,7 @@
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB | IN_ONLYDIR)
 
 struct k8s_controller {
+	struct k8s_cluster *cluster; /* API server source; NULL with --manifests */
 	char *path;
 	char *watch_dir;  /* PATH, or its parent when PATH is a file */
 	char *watch_name; /* NULL, or PATH's base name when PATH is a file */
@@ -222,8 +225,16 @@ struct k8s_controller *k8s_controller_start(const struct k8s_options *o, k8s_pub
 	int ret;
 
 	if (!o->manifests || !*o->manifests) {
-		log_error("k8s", "--manifests PATH is required");
-		return NULL;
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			goto err_oom;
+		c->ifd = c->stop_fd = c->wd = -1;
+		c->cluster = k8s_cluster_start(o, publish, arg);
+		if (!c->cluster) {
+			free(c);
+			return NULL;
+		}
+		return c;
 	}
 	if (stat(o->manifests, &st) < 0) {
 		log_error("k8s", "--manifests %s: %s", o->manifests, strerror(errno));
@@ -296,6 +307,7 @@ void k8s_controller_stop(struct k8s_controller *c)
 
 	if (!c)
 		return;
+	k8s_cluster_stop(c->cluster);
 	if (c->started) {
 		ssize_t w = write(c->stop_fd, &one, sizeof(one));
 		(void)w;

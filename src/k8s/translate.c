@@ -38,6 +38,8 @@
 #include "k8s/translate.h"
 
 #include "core/log.h"
+#include "k8s/endpoints.h"
+#include "k8s/sliceindex.h"
 #include "k8s/annotations.h"
 
 #include <arpa/inet.h>
@@ -56,6 +58,7 @@ struct tr {
 	const struct k8s_class_options *o;
 	struct k8s_translate_stats *st;
 	struct snapshot_builder *b;
+	struct k8s_slice_index *slices; /* EndpointSlices by (namespace, Service) */
 	unsigned char *resolved; /* by backend id: endpoints already added */
 	size_t resolved_cap;
 	const char *ns, *name; /* Ingress being translated, for logs */
@@ -180,7 +183,7 @@ static int ingress_cmp(const void *a, const void *b)
 
 /* Adds the endpoints of one slice; returns how many, or -ENOMEM. */
 static int add_slice(struct tr *t, int id, const struct k8s_object *sl, const char *bname,
-		     const char *port_name, int target_port)
+		     const char *port_name, int target_port, enum k8s_endpoint_use want)
 {
 	const char *atype = jstr(sl->obj, "addressType");
 	const cJSON *ports = jget(sl->obj, "ports");
@@ -222,11 +225,10 @@ static int add_slice(struct tr *t, int id, const struct k8s_object *sl, const ch
 	const cJSON *ep;
 	cJSON_ArrayForEach(ep, jarr(eps))
 	{
-		const cJSON *ready = jget(jget(ep, "conditions"), "ready");
 		const cJSON *addrs = jget(ep, "addresses");
 		const cJSON *a;
 
-		if (cJSON_IsFalse(ready))
+		if (k8s_endpoint_use(ep) != want)
 			continue;
 		cJSON_ArrayForEach(a, jarr(addrs))
 		{
@@ -308,16 +310,21 @@ static int resolve_endpoints(struct tr *t, int id, const char *bname, const char
 	int target = cJSON_IsString(tp) ? 0 : cJSON_IsNumber(tp) ? jport(sp, "targetPort")
 								 : jport(sp, "port");
 
-	const struct k8s_object *sl = k8s_store_list(t->s, "EndpointSlice", &n);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(sl[i].ns, t->ns) ||
-		    !streq(jstr(jget(jget(sl[i].obj, "metadata"), "labels"), LABEL_SERVICE), svc))
-			continue;
-		nslices++;
-		int r = add_slice(t, id, &sl[i], bname, sp_name ? sp_name : "", target);
-		if (r < 0)
-			return r;
-		added += r;
+	/* Ready endpoints; only when there is none, the serving+terminating ones. */
+	const struct k8s_object *const *sl = k8s_slice_index_find(t->slices, t->ns, svc, &n);
+	nslices = (int)n;
+	for (int pass = 0; pass < 2 && !added; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			int r = add_slice(t, id, sl[i], bname, sp_name ? sp_name : "", target,
+					  pass ? K8S_EP_FALLBACK : K8S_EP_READY);
+			if (r < 0)
+				return r;
+			added += r;
+		}
+		if (pass && added)
+			log_info(TAG, "ingress %s/%s: %s has no ready endpoints, using %d terminating "
+				      "ones",
+				 t->ns, t->name, bname, added);
 	}
 	if (!nslices) {
 		log_warn(TAG, "ingress %s/%s: no EndpointSlice for service %s/%s, %s has no "
@@ -546,6 +553,9 @@ struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 	t.b = snapshot_builder_new();
 	if (!t.b)
 		return NULL;
+	t.slices = k8s_slice_index_new(s);
+	if (!t.slices)
+		goto err;
 	if (n && !(ours = malloc(n * sizeof(*ours))))
 		goto err;
 	bool dflt = have_default_class(&t);
@@ -564,12 +574,14 @@ struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 	}
 	free(ours);
 	free(t.resolved);
+	k8s_slice_index_free(t.slices);
 	return t.b;
 
 err:
 	log_error(TAG, "translate: out of memory");
 	free(ours);
 	free(t.resolved);
+	k8s_slice_index_free(t.slices);
 	snapshot_builder_free(t.b);
 	return NULL;
 }
