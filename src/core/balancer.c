@@ -230,7 +230,7 @@ int balancer_pick(struct balancer *b, struct bal_view *v, const struct snap_back
 	return 0;
 }
 
-void balancer_done(struct balancer *b, struct ep_state *st, bool ok, uint64_t latency_ms,
+bool balancer_done(struct balancer *b, struct ep_state *st, bool ok, uint64_t latency_ms,
 		   uint64_t now_ms)
 {
 	if (ok) {
@@ -243,15 +243,16 @@ void balancer_done(struct balancer *b, struct ep_state *st, bool ok, uint64_t la
 		st->fails = 0;
 		st->backoff_ms = 0;
 		st->eject_until = 0;
-		return;
+		return false;
 	}
 	st->fails++;
 	if (!b->max_fails || st->fails < b->max_fails)
-		return;
+		return false;
 	/* Ejected; the back-off grows while it keeps failing. */
 	if (!st->backoff_ms)
 		st->backoff_ms = b->fail_timeout_ms;
 	else if (st->backoff_ms < b->fail_timeout_ms * 8)
 		st->backoff_ms *= 2;
 	st->eject_until = now_ms + st->backoff_ms;
+	return true;
 }

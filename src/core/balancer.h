@@ -80,7 +80,7 @@ int balancer_pick(struct balancer *b, struct bal_view *v, const struct snap_back
 /* Records the end of a request on st: ok (a response below 500) clears the
  * failure count and feeds the EWMA with latency_ms; a failure counts toward
  * ejection. */
-void balancer_done(struct balancer *b, struct ep_state *st, bool ok, uint64_t latency_ms,
+bool balancer_done(struct balancer *b, struct ep_state *st, bool ok, uint64_t latency_ms,
 		   uint64_t now_ms);
 
 #endif

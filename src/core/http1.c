@@ -191,6 +191,25 @@ static bool list_has(const char *list, size_t n, const char *token)
 	return false;
 }
 
+/* RFC 9110 token characters. */
+static bool is_tchar(unsigned char c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* A Host value: reg-name or IPv4 with an optional port, or [IPv6]:port. */
+static bool host_valid(const char *v, size_t n)
+{
+	if (!n)
+		return true; /* empty Host is allowed (RFC 9112 3.2) */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!isalnum(c) && !strchr("-._~%!$&'()*+,;=:[]", c))
+			return false;
+	}
+	return true;
+}
+
 void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 {
 	const char *cl_val = NULL;
@@ -206,10 +225,19 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 		const char *v = h->buf + h->hdr[i].value.off;
 		size_t vl = h->hdr[i].value.len;
 		trim(&v, &vl);
+		for (size_t k = 0; k < nl; k++)
+			if (!is_tchar((unsigned char)n[k]))
+				out->bad_header = 1;
+		if (!nl)
+			out->bad_header = 1;
 		switch (tolower((unsigned char)n[0])) {
 		case 'h':
-			if (http1_name_is(n, nl, "host") && out->host < 0)
-				out->host = i;
+			if (http1_name_is(n, nl, "host")) {
+				if (out->host >= 0 || !host_valid(v, vl))
+					out->bad_header = 1;
+				else
+					out->host = i;
+			}
 			break;
 		case 'x':
 			if (http1_name_is(n, nl, "x-request-id") && vl)
@@ -367,9 +395,26 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 {
 	struct out o = {.p = out, .cap = cap};
 
+	const char *url = h->buf + h->url.off;
+	size_t ul = h->url.len;
+	size_t skip = ul > 7 && !strncasecmp(url, "http://", 7)    ? 7
+		      : ul > 8 && !strncasecmp(url, "https://", 8) ? 8
+								   : 0;
+	if (skip) {
+		/* Absolute form goes upstream in origin form (the Host header
+		 * carries the authority). */
+		url += skip;
+		ul -= skip;
+		while (ul && *url != '/' && *url != '?') {
+			url++;
+			ul--;
+		}
+	}
 	puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
 	put(&o, " ", 1);
-	put(&o, h->buf + h->url.off, h->url.len);
+	if (!ul || *url == '?')
+		put(&o, "/", 1);
+	put(&o, url, ul);
 	puts_(&o, " HTTP/1.1\r\n");
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;

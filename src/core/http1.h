@@ -43,6 +43,7 @@ struct http1_info {
 	uint8_t expect_continue; /* "Expect: 100-continue" */
 	uint8_t bad_expect;      /* another Expect value: 417 */
 	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, or differing values */
+	uint8_t bad_header;      /* a name that is not a token, two Hosts, or a bad Host value */
 	uint8_t chunked;
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
 	/* Tokens of the Connection header (lower case, comma separated). */
@@ -68,8 +69,9 @@ void http1_head_free(struct http1_head *h);
  * head would exceed h->limit, -ENOMEM. */
 int http1_head_append(struct http1_head *h, const char *p, size_t n);
 
-/* Scans headers: Host, X-Request-ID, Expect, Content-Length consistency,
- * Connection tokens. */
+/* Scans headers: Host (one, with a valid value), X-Request-ID, Expect,
+ * Content-Length consistency, Connection tokens, header names that are not
+ * tokens (RFC 9110 5.1). */
 void http1_head_scan(const struct http1_head *h, struct http1_info *out);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */

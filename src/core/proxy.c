@@ -475,8 +475,10 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 		if (upstream_attach(c, same) == 0)
 			return;
 	}
-	if (u && u->st && !stale)
-		balancer_done(&sh->bal, u->st, false, 0, sh->now_ms);
+	if (u && u->st && !stale && balancer_done(&sh->bal, u->st, false, 0, sh->now_ms))
+		log_warn("proxy", "endpoint %s of %s ejected for %llums after %u failures in a row",
+			 u->ep.text, c->backend ? c->backend->name : "-",
+			 (unsigned long long)u->st->backoff_ms, u->st->fails);
 	log_warn("proxy", "upstream %s of %s: %s%s", u ? u->ep.text : "-",
 		 c->backend ? c->backend->name : "-", why,
 		 may_retry(c, kind) ? "; trying another endpoint" : "");
@@ -501,10 +503,13 @@ void proxy_on_connect(struct upstream *u, int res)
 		char why[96];
 		snprintf(why, sizeof(why), "connect: %s",
 			 res == -ECANCELED ? "timed out" : strerror(-res));
-		if (c)
+		if (c) {
 			upstream_fail(c, res == -ECANCELED ? 504 : 502, FAIL_CONNECT, why);
-		else
+			if (!(c->s.flags & ST_F_CLOSING))
+				conn_drive(c); /* sends the answer, or the retry */
+		} else {
 			stream_close(&u->s);
+		}
 		return;
 	}
 	u->s.flags |= ST_F_CONNECTED;
@@ -567,7 +572,9 @@ static int start_request(struct conn *c)
 	int plen = 0;
 	if (p->http_major == 1 && p->http_minor >= 1 && info->host < 0)
 		status = 400;
-	else if (info->bad_length)
+	else if (p->http_major != 1)
+		status = p->http_major ? 505 : 400; /* HTTP/0.9 is not spoken */
+	else if (info->bad_header || info->bad_length)
 		status = 400;
 	else if (p->method == HTTP_CONNECT)
 		status = 405;
@@ -877,7 +884,11 @@ static int response_head(struct conn *c, struct upstream *u)
 	}
 	struct shard *sh = c->s.sh;
 	if (u->st)
-		balancer_done(&sh->bal, u->st, status < 500, sh->now_ms - u->t_start, sh->now_ms);
+		if (balancer_done(&sh->bal, u->st, status < 500, sh->now_ms - u->t_start, sh->now_ms))
+			log_warn("proxy", "endpoint %s of %s ejected for %llums after %u failures in a "
+					  "row (last: status %d)",
+				 u->ep.text, c->backend->name, (unsigned long long)u->st->backoff_ms,
+				 u->st->fails, status);
 	replay_release(c);
 	if (c->flags & C_F_UPGRADE)
 		c->flags |= C_F_CLOSE_AFTER; /* refused upgrade: the parser cannot go on */

@@ -120,6 +120,8 @@ void stream_want_rx(struct stream *s)
 
 	if (s->flags & (ST_F_CLOSING | ST_F_EOF | ST_F_ERROR))
 		return;
+	if (s->kind == STREAM_UPSTREAM && !(s->flags & ST_F_CONNECTED))
+		return; /* a connect failure must surface as one, not as a recv error */
 	bool oneshot = s->flags & ST_F_ONESHOT;
 	if (s->rx_n >= RX_HIGH || (s->flags & ST_F_RX_PAUSED) ||
 	    (oneshot && (s->flags & ST_F_RX_MULTI))) {

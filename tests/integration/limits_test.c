@@ -1,0 +1,315 @@
+/* limits_test.c - what ringress refuses and the timeouts it enforces:
+ * 431, 413, 400 for malformed or ambiguous requests, 502 / 504 for upstream
+ * failures, client header timeout. Test indices 50-69. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+TestSuite(limits, .init = h_setup, .fini = h_teardown, .timeout = 40);
+
+/* Backend "web" on port 1 (host l.local /), a Service "dead" whose endpoint
+ * is port 3 where nothing listens (host dead.local), then ringress --shards 1
+ * with the given extra flags (NULL-terminated, at most 4). */
+static pid_t web_pid;
+
+static int start(int idx, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+	web_pid = h_echo("web", H_PORT(idx, 1));
+	cr_assert_gt(web_pid, 0, "echo did not start");
+	cr_assert_eq(h_write("m/00-class.yaml", "%s", h_yaml_class()), 0);
+	cr_assert_eq(h_write("m/10-web.yaml", "%s", h_yaml_backend("demo", "web", H_PORT(idx, 1), true)), 0);
+	cr_assert_eq(h_write("m/11-dead.yaml", "%s", h_yaml_backend("demo", "dead", H_PORT(idx, 3), true)), 0);
+	cr_assert_eq(h_write("m/20-ing.yaml", "%s---\n%s",
+			     h_yaml_ingress("demo", "l", "l.local", "/", "Prefix", "web"),
+			     h_yaml_ingress("demo", "d", "dead.local", "/", "Prefix", "dead")),
+		     0);
+	pid_t p = h_ringress_ready(H_PORT(idx, 0), H_PORT(idx, 9), "--shards", "1", a1, a2, a3, a4, NULL);
+	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	return H_PORT(idx, 0);
+}
+
+/* Sends raw bytes on a fresh connection and returns the response status
+ * (0 if the connection closed without one, -1 on timeout). */
+static int raw_status(int port, const char *req, size_t len)
+{
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	int e = h_conn_send(&c, req, len, 3000);
+	struct h_resp r;
+	/* A send error (ringress answered and closed early) still leaves the
+	 * response to read. */
+	(void)e;
+	e = h_conn_response(&c, &r, false, 5000);
+	int st = e == 0 ? r.status : e == -ETIMEDOUT ? -1 : 0;
+	h_resp_free(&r);
+	h_conn_close(&c);
+	return st;
+}
+
+Test(limits, header_too_large_431)
+{
+	int port = start(50, NULL, NULL, NULL, NULL);
+	size_t big = 40 * 1024;
+	char *v = malloc(big + 1);
+	memset(v, 'a', big);
+	v[big] = 0;
+	char *req = NULL;
+	int n = asprintf(&req, "GET / HTTP/1.1\r\nHost: l.local\r\nX-Big: %s\r\n\r\n", v);
+	cr_assert_gt(n, 0);
+	int st = raw_status(port, req, n);
+	cr_expect_eq(st, 431, "40 KiB header: status %d", st);
+	free(req);
+	/* Many small headers adding up to > 32 KiB. */
+	char *many = malloc(64 * 1024);
+	size_t off = (size_t)sprintf(many, "GET / HTTP/1.1\r\nHost: l.local\r\n");
+	for (int i = 0; i < 400; i++)
+		off += sprintf(many + off, "X-H%d: %090d\r\n", i, i);
+	off += sprintf(many + off, "\r\n");
+	st = raw_status(port, many, off);
+	cr_expect_eq(st, 431, "400 headers of 100 bytes: status %d", st);
+	/* A long URL (> 32 KiB) too. */
+	off = (size_t)sprintf(many, "GET /");
+	memset(many + off, 'u', 34 * 1024);
+	off += 34 * 1024;
+	off += sprintf(many + off, " HTTP/1.1\r\nHost: l.local\r\n\r\n");
+	st = raw_status(port, many, off);
+	cr_expect(st == 431 || st == 414, "34 KiB URL: status %d", st);
+	free(many);
+	free(v);
+	/* Just under the limit is fine. */
+	v = malloc(20 * 1024 + 1);
+	memset(v, 'b', 20 * 1024);
+	v[20 * 1024] = 0;
+	n = asprintf(&req, "GET / HTTP/1.1\r\nHost: l.local\r\nX-Big: %s\r\nConnection: close\r\n\r\n", v);
+	st = raw_status(port, req, n);
+	cr_expect_eq(st, 200, "20 KiB header: status %d", st);
+	free(req);
+	free(v);
+}
+
+Test(limits, body_too_large_413)
+{
+	int port = start(51, "--proxy-body-size", "1k", NULL, NULL);
+	char body[4096];
+	memset(body, 'x', sizeof(body));
+	char *req = NULL;
+	/* Declared length above the limit: 413 before any body is read. */
+	int n = asprintf(&req, "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: 2048\r\n\r\n%.*s", 2048, body);
+	int st = raw_status(port, req, n);
+	cr_expect_eq(st, 413, "Content-Length 2048 > 1k: %d", st);
+	free(req);
+	/* Chunked body that grows above the limit. */
+	n = asprintf(&req, "POST / HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+			   "800\r\n%.*s\r\n0\r\n\r\n", 2048, body);
+	st = raw_status(port, req, n);
+	cr_expect_eq(st, 413, "chunked 2048 bytes > 1k: %d", st);
+	free(req);
+	/* At the limit: accepted. */
+	n = asprintf(&req, "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n%.*s",
+		     1024, body);
+	st = raw_status(port, req, n);
+	cr_expect_eq(st, 200, "Content-Length 1024 = 1k: %d", st);
+	free(req);
+}
+
+Test(limits, malformed_requests_400)
+{
+	int port = start(52, NULL, NULL, NULL, NULL);
+#define CASE(w, r) {w, r, sizeof(r) - 1}
+	struct {
+		const char *what, *req;
+		size_t len;
+	} cases[] = {
+		CASE("garbage request line", "GARBAGE\r\n\r\n"),
+		CASE("no version", "GET /\r\nHost: l.local\r\n\r\n"),
+		CASE("bad version", "GET / HTTP/9.9x\r\nHost: l.local\r\n\r\n"),
+		CASE("space in header name", "GET / HTTP/1.1\r\nHost: l.local\r\nBad Header: x\r\n\r\n"),
+		CASE("CL + TE", "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+			    "0\r\n\r\n"),
+		CASE("two differing Content-Length",
+		     "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+		CASE("Content-Length list", "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: 3, 4\r\n\r\nabcd"),
+		CASE("negative Content-Length", "POST / HTTP/1.1\r\nHost: l.local\r\nContent-Length: -1\r\n\r\n"),
+		CASE("TE not ending in chunked", "POST / HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding: gzip\r\n\r\nab"),
+		CASE("HTTP/1.1 without Host", "GET / HTTP/1.1\r\nUser-Agent: t\r\n\r\n"),
+		CASE("space before colon", "POST / HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding : chunked\r\n"
+					   "Content-Length: 3\r\n\r\nabc"),
+		CASE("invalid Host value", "GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n"),
+		CASE("TE chunked twice", "POST / HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+					 "0\r\n\r\n"),
+		CASE("two Host headers", "GET / HTTP/1.1\r\nHost: l.local\r\nHost: other\r\n\r\n"),
+		CASE("path climbing above root", "GET /../x HTTP/1.1\r\nHost: l.local\r\n\r\n"),
+		CASE("path climbing, deeper", "GET /a/../../x HTTP/1.1\r\nHost: l.local\r\n\r\n"),
+		CASE("path climbing, encoded", "GET /%2e%2e/x HTTP/1.1\r\nHost: l.local\r\n\r\n"),
+		CASE("NUL in header", "GET / HTTP/1.1\r\nHost: l.local\r\nX: a\0b\r\n\r\n"),
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int st = raw_status(port, cases[i].req, cases[i].len);
+		cr_expect_eq(st, 400, "%s: status %d (0 = closed without a response)", cases[i].what, st);
+	}
+	/* Paths that look odd but stay under the root are fine. */
+	char seen[256];
+	struct h_resp r;
+	cr_assert_eq(h_get(&r, port, "l.local", "/a/../b"), 0);
+	cr_expect_eq(r.status, 200, "/a/../b: %d", r.status);
+	snprintf(seen, sizeof(seen), "%s", h_echo_value(&r, "target") ? h_echo_value(&r, "target") : "");
+	h_resp_free(&r);
+	/* After all that the server still works. */
+	cr_assert_eq(h_get(&r, port, "l.local", "/fine"), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+}
+
+Test(limits, connect_refused_502)
+{
+	int port = start(53, NULL, NULL, NULL, NULL);
+	struct h_resp r;
+	int64_t t0 = h_now_ms();
+	cr_assert_eq(h_get(&r, port, "dead.local", "/x"), 0, "no response for a refused upstream");
+	cr_expect_eq(r.status, 502, "connect refused: %d", r.status);
+	cr_expect_lt(h_now_ms() - t0, 3000, "502 took %lld ms", (long long)(h_now_ms() - t0));
+	h_resp_free(&r);
+	/* With a body too (the body must be drained or the connection closed). */
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	cr_assert_eq(h_conn_sendf(&c, "POST /x HTTP/1.1\r\nHost: dead.local\r\nContent-Length: 3\r\n\r\nabc"
+				      "GET /y HTTP/1.1\r\nHost: l.local\r\n\r\n"),
+		     0);
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 502);
+	h_resp_free(&r);
+	/* The pipelined GET: either answered, or the connection closed. */
+	int e = h_conn_response(&c, &r, false, 5000);
+	if (e == 0)
+		cr_expect_eq(r.status, 200, "request after a 502: %d (body bytes mistaken for a request?)", r.status);
+	else
+		cr_expect(e == -EPIPE || e == -ECONNRESET, "after a 502: %d", e);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(limits, proxy_read_timeout_504)
+{
+	int port = start(54, "--proxy-read-timeout", "1s", NULL, NULL);
+	struct h_resp r;
+	int64_t t0 = h_now_ms();
+	cr_assert_eq(h_get(&r, port, "l.local", "/_/sleep/4000"), 0, "no response from a slow upstream");
+	int64_t dt = h_now_ms() - t0;
+	cr_expect_eq(r.status, 504, "slow upstream: %d", r.status);
+	cr_expect(dt >= 900 && dt < 3000, "504 after %lld ms, expected about 1000", (long long)dt);
+	h_resp_free(&r);
+	/* Under the timeout works. */
+	cr_assert_eq(h_get(&r, port, "l.local", "/_/sleep/300"), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	/* A trickling body resets the read timeout (between two reads). */
+	t0 = h_now_ms();
+	cr_assert_eq(h_get(&r, port, "l.local", "/_/drip/4/500"), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(r.body_len, 4, "drip body %zu bytes", r.body_len);
+	h_resp_free(&r);
+}
+
+/* A local address where connects hang: a listener with a full accept
+ * queue (never accepting) makes the kernel drop further SYNs. Returns the
+ * listener; the filler sockets stay open until the test process exits. */
+static int blackhole(int port)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(l, 0);
+	int one = 1;
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(l, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		connect(f, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	h_sleep_ms(100);
+	return l;
+}
+
+Test(limits, proxy_connect_timeout_504)
+{
+	int port = start(55, "--proxy-connect-timeout", "1s", NULL, NULL);
+	blackhole(H_PORT(55, 3)); /* the endpoint of dead.local */
+	struct h_resp r;
+	int64_t t0 = h_now_ms();
+	cr_assert_eq(h_get(&r, port, "dead.local", "/"), 0, "no response");
+	int64_t dt = h_now_ms() - t0;
+	cr_expect_eq(r.status, 504, "connect to a black hole: %d after %lld ms", r.status, (long long)dt);
+	cr_expect(dt >= 900 && dt < 3000, "connect timeout after %lld ms, expected about 1000", (long long)dt);
+	h_resp_free(&r);
+}
+
+Test(limits, client_header_timeout)
+{
+	int port = start(56, "--client-header-timeout", "1s", NULL, NULL);
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	cr_assert_eq(h_conn_sendf(&c, "GET / HTTP/1.1\r\nHost: l.lo"), 0);
+	int64_t t0 = h_now_ms();
+	/* Trickle one byte every 300 ms: the timeout covers the whole head. */
+	int closed = -1;
+	for (int i = 0; i < 20 && closed != 0; i++) {
+		h_conn_send(&c, "c", 1, 500);
+		closed = h_conn_wait_closed(&c, 300);
+	}
+	int64_t dt = h_now_ms() - t0;
+	cr_expect_eq(closed, 0, "slow header not cut after %lld ms", (long long)dt);
+	cr_expect(dt >= 800 && dt < 3000, "closed after %lld ms, expected about 1000", (long long)dt);
+	/* If ringress answered before closing, it is a 408. */
+	if (c.len)
+		cr_expect(!strncmp(c.buf, "HTTP/1.1 408", 12), "slow header got: %.60s", c.buf);
+	h_conn_close(&c);
+	/* An idle connection that never sent anything is closed as well. */
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "idle new connection not closed");
+	h_conn_close(&c);
+}
+
+Test(limits, keep_alive_idle_timeout)
+{
+	int port = start(57, "--keep-alive", "1s", NULL, NULL);
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	cr_assert_eq(h_conn_sendf(&c, "GET / HTTP/1.1\r\nHost: l.local\r\n\r\n"), 0);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	int64_t t0 = h_now_ms();
+	cr_expect_eq(h_conn_wait_closed(&c, 4000), 0, "idle keep-alive connection still open after 4 s");
+	int64_t dt = h_now_ms() - t0;
+	cr_expect(dt >= 800, "idle connection closed after %lld ms, before --keep-alive 1s", (long long)dt);
+	cr_expect_eq(c.len, 0, "bytes on an idle close: %.60s", c.buf);
+	h_conn_close(&c);
+}
+
+Test(limits, upstream_dies_mid_body)
+{
+	int port = start(58, NULL, NULL, NULL, NULL);
+	/* The upstream dies after part of a Content-Length body: the client
+	 * must see the connection closed (a truncated response), never a
+	 * complete-looking one nor a hang. */
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	cr_assert_eq(h_conn_sendf(&c, "GET /_/drip/1000/2 HTTP/1.1\r\nHost: l.local\r\n\r\n"), 0);
+	cr_assert_eq(h_conn_wait_head(&c, 3000), 0, "no response head");
+	h_sleep_ms(200);
+	cr_assert_eq(h_signal(web_pid, SIGKILL), 0);
+	int st;
+	cr_assert_eq(h_wait_exit(web_pid, 2000, &st), 0);
+	int e = h_conn_wait_closed(&c, 4000);
+	cr_expect_eq(e, 0, "client connection not closed after the upstream died mid-body");
+	h_conn_close(&c);
+}

@@ -1,0 +1,492 @@
+/* proxy_test.c - HTTP/1.1 proxying: keep-alive on both sides, pipelining,
+ * chunked bodies, Expect: 100-continue, HEAD / 204 / 304 / 1xx, forwarding
+ * headers, hop-by-hop headers, upstream failures. Test indices 20-49. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(proxy, .init = h_setup, .fini = h_teardown, .timeout = 40);
+
+/* One backend "web" on port 1, Ingress host p.local / -> web, ringress with
+ * --shards 1 (so that upstream connection reuse is deterministic). */
+static int start(int idx, const char *extra1, const char *extra2)
+{
+	cr_assert_gt(h_echo("web", H_PORT(idx, 1)), 0, "echo did not start");
+	cr_assert_eq(h_write("m/00-class.yaml", "%s", h_yaml_class()), 0);
+	cr_assert_eq(h_write("m/10-web.yaml", "%s", h_yaml_backend("demo", "web", H_PORT(idx, 1), true)), 0);
+	cr_assert_eq(h_write("m/20-ing.yaml", "%s", h_yaml_ingress("demo", "p", "p.local", "/", "Prefix", "web")),
+		     0);
+	pid_t p = h_ringress_ready(H_PORT(idx, 0), H_PORT(idx, 9), "--shards", "1", extra1, extra2, NULL);
+	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	return H_PORT(idx, 0);
+}
+
+static void open_conn(struct h_conn *c, int port)
+{
+	cr_assert_eq(h_conn_open(c, port, 2000), 0, "connect to ringress failed");
+}
+
+/* Sends a GET on c and reads its response into r (asserting both work). */
+static void get_on(struct h_conn *c, struct h_resp *r, const char *target, const char *extra_headers)
+{
+	cr_assert_eq(h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: p.local\r\n%s\r\n", target,
+				  extra_headers ? extra_headers : ""),
+		     0, "send of GET %s failed", target);
+	int e = h_conn_response(c, r, false, 5000);
+	cr_assert_eq(e, 0, "GET %s: no complete response (%d), got so far: %.300s", target, e,
+		     c->buf ? c->buf : "");
+}
+
+static long echo_long(const struct h_resp *r, const char *key)
+{
+	const char *v = h_echo_value(r, key);
+	return v ? strtol(v, NULL, 10) : -1;
+}
+
+Test(proxy, client_keepalive_raw)
+{
+	int port = start(20, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	for (int i = 0; i < 5; i++) {
+		struct h_resp r;
+		get_on(&c, &r, "/ka", NULL);
+		cr_expect_eq(r.status, 200, "request %d on one connection: %d", i + 1, r.status);
+		cr_expect_null(h_header(&r, "Connection") && !strcasecmp(h_header(&r, "Connection"), "close")
+				       ? "close" : NULL,
+			       "ringress closes a keep-alive connection after request %d", i + 1);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+}
+
+Test(proxy, client_keepalive_curl)
+{
+	int port = start(21, NULL, NULL);
+	char cmd[512];
+	/* Two URLs in one curl run: curl reuses the connection if ringress keeps
+	 * it open; num_connects is 0 for the second transfer then. */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sS --max-time 10 -H 'Host: p.local' -o /dev/null -o /dev/null "
+		 "-w '%%{http_code}:%%{num_connects}\\n' http://127.0.0.1:%d/one http://127.0.0.1:%d/two",
+		 port, port);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	char out[256] = "";
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	int st = pclose(f);
+	cr_assert_eq(st, 0, "curl failed (%d): %s", st, out);
+	cr_expect_str_eq(out, "200:1\n200:0\n", "curl: %s", out);
+}
+
+Test(proxy, upstream_keepalive)
+{
+	int port = start(22, NULL, NULL);
+	long max = 0;
+	int peer = -1;
+	bool same_peer = true;
+	for (int i = 0; i < 5; i++) {
+		/* New client connection each time: only the upstream side can reuse. */
+		struct h_resp r;
+		cr_assert_eq(h_get(&r, port, "p.local", "/up"), 0);
+		cr_assert_eq(r.status, 200);
+		long k = echo_long(&r, "conn-requests");
+		int pp = (int)echo_long(&r, "peer-port");
+		if (peer >= 0 && pp != peer)
+			same_peer = false;
+		peer = pp;
+		if (k > max)
+			max = k;
+		h_resp_free(&r);
+	}
+	cr_expect_geq(max, 5, "upstream connection not reused: max conn-requests=%ld after 5 requests", max);
+	cr_expect(same_peer, "requests used different upstream connections");
+}
+
+Test(proxy, upstream_keepalive_requests_limit)
+{
+	int port = start(23, "--upstream-keepalive-requests", "3");
+	long max = 0;
+	for (int i = 0; i < 7; i++) {
+		struct h_resp r;
+		cr_assert_eq(h_get(&r, port, "p.local", "/lim"), 0);
+		long k = echo_long(&r, "conn-requests");
+		if (k > max)
+			max = k;
+		h_resp_free(&r);
+	}
+	cr_expect_eq(max, 3, "--upstream-keepalive-requests 3: max conn-requests %ld", max);
+}
+
+Test(proxy, pipelining_in_order)
+{
+	int port = start(24, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	/* Three requests in one write; the first is slow, so a proxy that
+	 * answered as upstream responses come back out of order would fail. */
+	const char *req = "GET /_/sleep/300?n=1 HTTP/1.1\r\nHost: p.local\r\n\r\n"
+			  "GET /p2 HTTP/1.1\r\nHost: p.local\r\n\r\n"
+			  "POST /p3 HTTP/1.1\r\nHost: p.local\r\nContent-Length: 5\r\n\r\nhello";
+	cr_assert_eq(h_conn_send(&c, req, strlen(req), 2000), 0);
+	const char *want[] = {"/_/sleep/300?n=1", "/p2", "/p3"};
+	for (int i = 0; i < 3; i++) {
+		struct h_resp r;
+		int e = h_conn_response(&c, &r, false, 5000);
+		cr_assert_eq(e, 0, "pipelined response %d missing (%d)", i + 1, e);
+		cr_expect_eq(r.status, 200);
+		const char *t = h_echo_value(&r, "target");
+		cr_expect(t && !strcmp(t, want[i]), "pipelined response %d is for %s, expected %s", i + 1,
+			  t ? t : "(none)", want[i]);
+		if (i == 2)
+			cr_expect_eq(echo_long(&r, "body-bytes"), 5);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+}
+
+Test(proxy, chunked_request_body)
+{
+	int port = start(25, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	const char *req = "POST /chunky HTTP/1.1\r\nHost: p.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+			  "5\r\nhello\r\n"
+			  "1;ext=1\r\n \r\n"
+			  "5\r\nworld\r\n"
+			  "0\r\nX-Trailer: t\r\n\r\n";
+	cr_assert_eq(h_conn_send(&c, req, strlen(req), 2000), 0);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(echo_long(&r, "body-bytes"), 11, "chunked body: %ld bytes arrived", echo_long(&r, "body-bytes"));
+	char crc[16];
+	snprintf(crc, sizeof(crc), "%08x", h_crc32(0, "hello world", 11));
+	const char *got = h_echo_value(&r, "body-crc32");
+	cr_expect(got && !strcmp(got, crc), "chunked body crc %s, expected %s", got ? got : "-", crc);
+	h_resp_free(&r);
+	/* The connection is still usable after a chunked body. */
+	get_on(&c, &r, "/after", NULL);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, chunked_and_large_responses)
+{
+	int port = start(26, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	size_t sizes[] = {0, 1, 16384, 100000, 3 * 1024 * 1024 + 7};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (int chunked = 0; chunked < 2; chunked++) {
+			char target[64];
+			snprintf(target, sizeof(target), "/_/%s/%zu", chunked ? "chunked" : "bytes", sizes[i]);
+			struct h_resp r;
+			get_on(&c, &r, target, NULL);
+			cr_expect_eq(r.status, 200, "%s: %d", target, r.status);
+			cr_expect_eq(r.body_len, sizes[i], "%s: %zu bytes", target, r.body_len);
+			char *want = malloc(sizes[i] + 1);
+			h_pattern(want, sizes[i], 0);
+			cr_expect(r.body_len == sizes[i] && !memcmp(r.body, want, sizes[i]), "%s: body differs", target);
+			free(want);
+			if (!chunked)
+				cr_expect(r.has_length, "%s: Content-Length dropped", target);
+			h_resp_free(&r);
+		}
+	}
+	h_conn_close(&c);
+}
+
+Test(proxy, expect_100_continue)
+{
+	int port = start(27, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	cr_assert_eq(h_conn_sendf(&c, "POST /exp HTTP/1.1\r\nHost: p.local\r\nContent-Length: 10\r\n"
+				      "Expect: 100-continue\r\n\r\n"),
+		     0);
+	/* No body until "100 Continue" (curl waits 1 s; we wait 3 s). */
+	int e = h_conn_wait_head(&c, 3000);
+	cr_assert_eq(e, 0, "no 100 Continue after the head (%d)", e);
+	cr_expect(!strncmp(c.buf, "HTTP/1.1 100 ", 13), "first response is not 100 Continue: %.60s", c.buf);
+	cr_assert_eq(h_conn_send(&c, "0123456789", 10, 2000), 0);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(r.n_interim, 1, "%d interim responses (100 Continue sent twice?)", r.n_interim);
+	cr_expect_eq(echo_long(&r, "body-bytes"), 10);
+	h_resp_free(&r);
+	/* Expect with no body: no 100 needed, must still work. */
+	get_on(&c, &r, "/exp2", "Expect: 100-continue\r\n");
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, expect_unknown_417)
+{
+	int port = start(28, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	cr_assert_eq(h_conn_sendf(&c, "POST /exp HTTP/1.1\r\nHost: p.local\r\nContent-Length: 2\r\n"
+				      "Expect: something-else\r\n\r\nab"),
+		     0);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 417, "unknown Expect: %d", r.status);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, head_204_304_keep_framing)
+{
+	int port = start(29, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	cr_assert_eq(h_conn_sendf(&c, "HEAD /_/bytes/1000 HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	cr_assert_eq(h_conn_response(&c, &r, true, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	const char *cl = h_header(&r, "Content-Length");
+	cr_expect(cl && !strcmp(cl, "1000"), "HEAD lost Content-Length: %s", cl ? cl : "(none)");
+	h_resp_free(&r);
+	/* If a body had followed the HEAD response, this would read garbage. */
+	get_on(&c, &r, "/_/status/204", NULL);
+	cr_expect_eq(r.status, 204);
+	cr_expect_null(h_header(&r, "Transfer-Encoding"), "204 with Transfer-Encoding");
+	h_resp_free(&r);
+	get_on(&c, &r, "/_/status/304", NULL);
+	cr_expect_eq(r.status, 304);
+	h_resp_free(&r);
+	get_on(&c, &r, "/_/status/500", NULL);
+	cr_expect_eq(r.status, 500, "an upstream 500 must pass through: %d", r.status);
+	cr_expect_str_eq(h_echo_value(&r, "service") ? h_echo_value(&r, "service") : "", "web");
+	h_resp_free(&r);
+	get_on(&c, &r, "/last", NULL);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(c.len, 0, "stray bytes after responses: %.100s", c.buf);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, upstream_1xx_then_final)
+{
+	int port = start(30, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/_/1xx", NULL);
+	cr_expect_eq(r.status, 200, "after a 103: %d", r.status);
+	cr_expect_str_eq(h_echo_value(&r, "service") ? h_echo_value(&r, "service") : "", "web");
+	h_resp_free(&r);
+	get_on(&c, &r, "/next", NULL);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, forwarding_headers)
+{
+	int port = start(31, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/fw", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+			      "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\n");
+	cr_assert_eq(r.status, 200);
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	struct {
+		const char *key, *want;
+	} checks[] = {
+		{"header.x-forwarded-for", "127.0.0.1"}, {"header.x-real-ip", "127.0.0.1"},
+		{"header.x-forwarded-host", "p.local"},  {"header.x-forwarded-proto", "http"},
+		{"header.x-forwarded-port", portstr},    {"header.host", "p.local"},
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		const char *v = h_echo_value(&r, checks[i].key);
+		cr_expect(v && !strcmp(v, checks[i].want), "%s = %s, expected %s", checks[i].key, v ? v : "(absent)",
+			  checks[i].want);
+	}
+	/* Exactly one of each (the client's copies replaced, not appended). */
+	int n = 0;
+	for (const char *p = r.body; (p = strstr(p, "header.x-forwarded-for=")); p++)
+		n++;
+	cr_expect_eq(n, 1, "%d X-Forwarded-For headers reached the backend", n);
+	char id1[128] = "";
+	const char *rid = h_echo_value(&r, "header.x-request-id");
+	cr_expect(rid && strlen(rid) >= 16, "X-Request-ID missing or short: %s", rid ? rid : "(absent)");
+	if (rid)
+		snprintf(id1, sizeof(id1), "%s", rid);
+	h_resp_free(&r);
+	get_on(&c, &r, "/fw2", NULL);
+	rid = h_echo_value(&r, "header.x-request-id");
+	cr_expect(rid && strcmp(rid, id1), "X-Request-ID repeats across requests: %s", rid ? rid : "(absent)");
+	h_resp_free(&r);
+	/* A client-supplied X-Request-ID is kept (ingress-nginx behaviour). */
+	get_on(&c, &r, "/fw3", "X-Request-ID: abc-123\r\n");
+	rid = h_echo_value(&r, "header.x-request-id");
+	cr_expect(rid && !strcmp(rid, "abc-123"), "client X-Request-ID not kept: %s", rid ? rid : "(absent)");
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, hop_by_hop_removed)
+{
+	int port = start(32, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/hop",
+	       "Connection: keep-alive, X-Secret, x-other\r\nX-Secret: s\r\nX-Other: o\r\nKeep-Alive: timeout=5\r\n"
+	       "TE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n");
+	cr_assert_eq(r.status, 200);
+	const char *gone[] = {"header.x-secret", "header.x-other", "header.keep-alive", "header.te",
+			      "header.upgrade", "header.proxy-connection"};
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		cr_expect_null(h_echo_value(&r, gone[i]), "%s reached the backend", gone[i]);
+	cr_expect_not_null(h_echo_value(&r, "header.x-kept"), "an end-to-end header was dropped");
+	const char *conn = h_echo_value(&r, "header.connection");
+	cr_expect(!conn || !strcasestr(conn, "x-secret"), "Connection forwarded as is: %s", conn);
+	h_resp_free(&r);
+	/* The Upgrade (without Connection: upgrade) did not switch protocols:
+	 * the connection still speaks HTTP/1.1. */
+	get_on(&c, &r, "/after", NULL);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, server_and_date_headers)
+{
+	int port = start(33, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/_/noserver", NULL);
+	cr_expect_eq(r.status, 200);
+	cr_expect_not_null(h_header(&r, "Server"), "no Server header when the backend sends none");
+	cr_expect_leq(h_header_count(&r, "Server"), 1, "several Server headers");
+	h_resp_free(&r);
+	get_on(&c, &r, "/srv", NULL);
+	cr_expect_not_null(h_header(&r, "Server"));
+	cr_expect_eq(h_header_count(&r, "Server"), 1, "%d Server headers", h_header_count(&r, "Server"));
+	h_resp_free(&r);
+	h_conn_close(&c);
+}
+
+Test(proxy, upstream_close_and_reset)
+{
+	int port = start(34, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/warm", NULL); /* an upstream connection in the pool */
+	h_resp_free(&r);
+	get_on(&c, &r, "/_/close", NULL); /* upstream answers then closes */
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	/* The closed upstream connection must not be reused (or be retried). */
+	for (int i = 0; i < 5; i++) {
+		get_on(&c, &r, "/after-close", NULL);
+		cr_expect_eq(r.status, 200, "request %d after an upstream close: %d", i + 1, r.status);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+	/* Upstream resets without answering: 502 on a fresh client connection. */
+	cr_assert_eq(h_get(&r, port, "p.local", "/_/reset"), 0);
+	cr_expect_eq(r.status, 502, "upstream RST without response: %d", r.status);
+	h_resp_free(&r);
+	/* And the next request is fine. */
+	cr_assert_eq(h_get(&r, port, "p.local", "/ok"), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+}
+
+Test(proxy, echo_body_roundtrip_curl)
+{
+	int port = start(35, NULL, NULL);
+	/* 512 KiB through /_/echo via curl (Content-Length both ways). */
+	char path[512], url[64];
+	snprintf(path, sizeof(path), "%s/up.bin", h_dir());
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	size_t n = 512 * 1024;
+	char *data = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(i * 7 + (i >> 9));
+	fwrite(data, 1, n, f);
+	fclose(f);
+	char at[600];
+	snprintf(at, sizeof(at), "@%s", path);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_/echo", port);
+	struct h_resp r;
+	cr_assert_eq(h_curl(&r, "-H", "Host: p.local", "-H", "Content-Type: application/octet-stream",
+			    "--data-binary", at, url, NULL),
+		     0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(r.body_len, n, "echoed %zu bytes of %zu", r.body_len, n);
+	cr_expect(r.body_len == n && !memcmp(r.body, data, n), "echoed body differs");
+	h_resp_free(&r);
+	free(data);
+}
+
+Test(proxy, keep_alive_requests_limit)
+{
+	int port = start(36, "--keep-alive-requests", "3");
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	for (int i = 0; i < 3; i++) {
+		get_on(&c, &r, "/k", NULL);
+		cr_expect_eq(r.status, 200);
+		if (i == 2) {
+			const char *conn = h_header(&r, "Connection");
+			cr_expect(conn && !strcasecmp(conn, "close"),
+				  "3rd of --keep-alive-requests 3 lacks Connection: close (%s)", conn ? conn : "-");
+		}
+		h_resp_free(&r);
+	}
+	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "connection not closed after the 3rd request");
+	h_conn_close(&c);
+}
+
+Test(proxy, client_connection_close_and_http10)
+{
+	int port = start(37, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	struct h_resp r;
+	get_on(&c, &r, "/cc", "Connection: close\r\n");
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "Connection: close not honoured");
+	h_conn_close(&c);
+	/* HTTP/1.0 without keep-alive: close after the response. */
+	open_conn(&c, port);
+	cr_assert_eq(h_conn_sendf(&c, "GET /ten HTTP/1.0\r\nHost: p.local\r\n\r\n"), 0);
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "HTTP/1.0 connection left open");
+	h_resp_free(&r);
+	h_conn_close(&c);
+	/* HTTP/1.0 with keep-alive. */
+	open_conn(&c, port);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(h_conn_sendf(&c, "GET /ten-ka HTTP/1.0\r\nHost: p.local\r\nConnection: keep-alive\r\n\r\n"),
+			     0);
+		int e = h_conn_response(&c, &r, false, 5000);
+		cr_expect_eq(e, 0, "HTTP/1.0 keep-alive request %d: %d", i + 1, e);
+		cr_expect_eq(r.status, 200);
+		cr_expect(r.has_length, "HTTP/1.0 response without Content-Length");
+		h_resp_free(&r);
+		if (e)
+			break;
+	}
+	h_conn_close(&c);
+}
