@@ -55,8 +55,19 @@ pub fn build(b: *std.Build) void {
     k8s.addSystemIncludePath(.{ .path = "/usr/include/cjson" });
     k8s.addCSourceFiles(cFiles(b, "src/k8s"), &cflags);
 
-    const libs = [_]*std.Build.Step.Compile{ k8s, core };
-    const syslibs = [_][]const u8{ "uring", "cjson", "yaml", "curl-gnutls", "pthread" };
+    // tls: wolfSSL termination behind core's transport hooks.
+    var libs_list = std.ArrayList(*std.Build.Step.Compile).init(b.allocator);
+    libs_list.append(k8s) catch @panic("oom");
+    const tls_srcs = cFiles(b, "src/tls");
+    if (tls_srcs.len > 0) {
+        const tls = b.addStaticLibrary(.{ .name = "ringress-tls", .target = target, .optimize = optimize });
+        addIncludes(tls);
+        tls.addCSourceFiles(tls_srcs, &cflags);
+        libs_list.append(tls) catch @panic("oom");
+    }
+    libs_list.append(core) catch @panic("oom");
+    const libs = libs_list.items;
+    const syslibs = [_][]const u8{ "uring", "cjson", "yaml", "curl-gnutls", "wolfssl", "pthread" };
 
     const exe = b.addExecutable(.{ .name = "ringress", .target = target, .optimize = optimize });
     addIncludes(exe);
