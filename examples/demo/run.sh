@@ -73,8 +73,12 @@ done
 [ "$ready" = 1 ] || echo "demo: /readyz did not answer 200 within 5 s" >&2
 
 show() {
+	local shown="" a
+	for a in "$@"; do
+		case "$a" in *[\ \?\&\*]*) shown+=" '$a'" ;; *) shown+=" $a" ;; esac
+	done
 	echo
-	echo "\$ $*"
+	echo "\$${shown}"
 	"$@" 2>&1 | grep -E '^(HTTP/|service=|target=|header\.host=|ok)' || true
 }
 
