@@ -7,7 +7,13 @@
 #   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST] [--no-pin]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
+#   --cases LIST  comma-separated subset of: small,small16,small256,close,64k,1m,100m
+#                 (default: all; --quick: small only)
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
+#
+# For the 64k, 1m and 100m cases ringress also runs with --splice-mode poll
+# and uring (rows ringress-poll, ringress-uring), and HAProxy has
+# "option splice-auto".
 #
 # Placement (2 CPUs): the proxy under test on CPU 0; the origin and wrk on
 # CPU 1 (wrk -t1 -c50 --latency). Each proxy runs alone, one after another,
@@ -25,15 +31,17 @@ duration=5
 conns=50
 only="direct,ringress,haproxy,nginx"
 pin=1
+cases=""
 base="${BENCH_PORT_BASE:-18080}"
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) duration=2 ;;
+	--quick) duration=2; cases="${cases:-small}" ;;
 	--duration) duration="$2"; shift ;;
 	--connections) conns="$2"; shift ;;
 	--only) only="$2"; shift ;;
+	--cases) cases="$2"; shift ;;
 	--no-pin) pin=0 ;;
-	-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -100,7 +108,7 @@ port_free() {
 		return 1
 	fi
 }
-for p in 0 1 2 3 11; do port_free $((base + p)); done
+for p in 0 1 2 3 4 5 11 14 15; do port_free $((base + p)); done
 
 wait_port() {
 	for _ in $(seq 1 100); do
@@ -138,6 +146,9 @@ backend_port=$base
 mkdir -p "$tmp/www"
 # 100 bytes exactly.
 printf '%099d\n' 0 | tr 0 x >"$tmp/www/index.html"
+head -c 65536 /dev/urandom >"$tmp/www/64k.bin"
+head -c 1048576 /dev/urandom >"$tmp/www/1m.bin"
+head -c 104857600 /dev/zero >"$tmp/www/100m.bin"
 
 render "$here/nginx-backend.conf.in" "$backend_port" "$tmp/backend.conf"
 "${load_cpu[@]}" nginx -p "$tmp" -e "$tmp/backend-error.log" -c "$tmp/backend.conf" >"$tmp/backend.out" 2>&1 9>&- &
@@ -146,26 +157,40 @@ wait_port "$backend_port"
 size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_port/index.html")"
 [ "$size" = 100 ] || { echo "bench: backend serves $size bytes, expected 100" >&2; exit 1; }
 
-results=()  # "name|req/s|p99|cpu_us|errors"
+cases="${cases:-small,small16,small256,close,64k,1m,100m}"
+results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors"
 
-# Runs wrk against port for the proxy pid (empty: no CPU accounting).
-measure() { # name port pid
-	local name="$1" port="$2" pid="$3" url="http://127.0.0.1:$2/index.html"
-	"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true # warm-up
+# Runs wrk for one case against port, for the proxy pid (empty: no CPU
+# accounting).
+measure() { # case name port pid
+	local c="$1" name="$2" port="$3" pid="$4" path="/index.html" n="$conns" extra=() d="$duration"
+	case "$c" in
+	small) n=64 ;;
+	small16) n=16 ;;
+	small256) n=256 ;;
+	close) n=16; extra=(-H "Connection: close") ;;
+	64k) path=/64k.bin; n=16 ;;
+	1m) path=/1m.bin; n=8 ;;
+	100m) path=/100m.bin; n=2; d=$((duration * 2)) ;;
+	esac
+	local url="http://127.0.0.1:$port$path"
+	"${load_cpu[@]}" wrk -t1 -c"$n" -d1s "${extra[@]+"${extra[@]}"}" "$url" >/dev/null 2>&1 || true # warm-up
 	local before=0 after=0
 	[ -n "$pid" ] && before="$(cpu_ticks "$pid")"
-	"${load_cpu[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency "$url" >"$tmp/wrk-$name.txt" 2>&1 || true
+	"${load_cpu[@]}" wrk -t1 -c"$n" -d"${d}s" --latency "${extra[@]+"${extra[@]}"}" "$url" \
+		>"$tmp/wrk-$c-$name.txt" 2>&1 || true
 	[ -n "$pid" ] && after="$(cpu_ticks "$pid")"
-	local rps p99 reqs errs cpu_us
-	rps="$(awk '/^Requests\/sec:/{print $2}' "$tmp/wrk-$name.txt")"
-	p99="$(awk '$1=="99%"{print $2}' "$tmp/wrk-$name.txt")"
-	reqs="$(awk '/requests in/{print $1}' "$tmp/wrk-$name.txt")"
-	errs="$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' \
-		"$tmp/wrk-$name.txt")"
+	local f="$tmp/wrk-$c-$name.txt" rps mbs p50 p99 reqs errs cpu_us
+	rps="$(awk '/^Requests\/sec:/{print $2}' "$f")"
+	mbs="$(awk '/^Transfer\/sec:/{v=$2; m=1/1048576; if (v ~ /GB/) m=1024; else if (v ~ /MB/) m=1; else if (v ~ /KB/) m=1/1024; sub(/[A-Za-z]+$/, "", v); printf "%.1f", v*m}' "$f")"
+	p50="$(awk '$1=="50%"{print $2}' "$f")"
+	p99="$(awk '$1=="99%"{print $2}' "$f")"
+	reqs="$(awk '/requests in/{print $1}' "$f")"
+	errs="$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$f")"
 	if [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
-		echo "bench: $name: wrk produced no result:" >&2
-		cat "$tmp/wrk-$name.txt" >&2
-		results+=("$name|0|-|-|all")
+		echo "bench: $c/$name: wrk produced no result:" >&2
+		cat "$f" >&2
+		results+=("$c|$name|0|0|-|-|-|all")
 		return
 	fi
 	if [ -n "$pid" ]; then
@@ -173,22 +198,18 @@ measure() { # name port pid
 	else
 		cpu_us="-"
 	fi
-	results+=("$name|$rps|$p99|$cpu_us|$errs")
-	echo "bench: $name: $rps req/s, p99 $p99, $cpu_us CPU µs/request, $errs errors" >&2
+	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs")
+	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $errs errors" >&2
 }
 
 want() { [[ ",$only," == *",$1,"* ]]; }
+large() { [[ "$1" == 64k || "$1" == 1m || "$1" == 100m ]]; }
 
-if want direct; then
-	measure "nginx-direct" "$backend_port" ""
-fi
-
-if want ringress; then
-	if [ -x "$RINGRESS_BIN" ]; then
-		port=$((base + 1))
-		admin=$((base + 11))
-		mkdir -p "$tmp/m"
-		cat >"$tmp/m/bench.yaml" <<EOF
+start_ringress() { # port admin extra-args...
+	local port="$1" admin="$2" code
+	shift 2
+	mkdir -p "$tmp/m"
+	cat >"$tmp/m/bench.yaml" <<YAML
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata:
@@ -225,70 +246,101 @@ spec:
           - path: /
             pathType: Prefix
             backend: {service: {name: origin, port: {number: 80}}}
-EOF
-		"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
-			--admin-port "$admin" --shards 1 --log-level warn >"$tmp/ringress.log" 2>&1 9>&- &
-		rp=$!
-		pids+=("$rp")
-		wait_port "$port"
-		for _ in $(seq 1 100); do
-			curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && break
-			sleep 0.05
-		done
-		code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/index.html")"
-		if [ "$code" != 200 ]; then
-			echo "bench: ringress answers $code on /index.html; log:" >&2
-			tail -20 "$tmp/ringress.log" >&2
+YAML
+	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
+		--admin-port "$admin" --shards 1 --log-level warn --proxy-body-size 0 "$@" \
+		>"$tmp/ringress-$port.log" 2>&1 9>&- &
+	started=$!
+	pids+=("$started")
+	wait_port "$port"
+	for _ in $(seq 1 100); do
+		curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && break
+		sleep 0.05
+	done
+	code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/index.html")"
+	if [ "$code" != 200 ]; then
+		echo "bench: ringress answers $code on /index.html; log:" >&2
+		tail -20 "$tmp/ringress-$port.log" >&2
+	fi
+}
+
+# Every proxy starts once and idles while the others are measured.
+declare -A ports=() procs=()
+if want ringress; then
+	if [ -x "$RINGRESS_BIN" ]; then
+		start_ringress $((base + 1)) $((base + 11))
+		ports[ringress]=$((base + 1))
+		procs[ringress]=$started
+		if [[ ",$cases," == *,64k,* || ",$cases," == *,1m,* || ",$cases," == *,100m,* ]]; then
+			start_ringress $((base + 4)) $((base + 14)) --splice-mode poll --splice-threshold 64k
+			ports[ringress-poll]=$((base + 4))
+			procs[ringress-poll]=$started
+			start_ringress $((base + 5)) $((base + 15)) --splice-mode uring --splice-threshold 64k
+			ports[ringress-uring]=$((base + 5))
+			procs[ringress-uring]=$started
 		fi
-		measure "ringress" "$port" "$rp"
-		stop "$rp"
 	else
 		echo "bench: $RINGRESS_BIN not found: skipping ringress (run zig build)" >&2
 	fi
 fi
-
 if want haproxy; then
 	port=$((base + 2))
 	render "$here/haproxy.cfg.in" "$port" "$tmp/haproxy.cfg"
 	haproxy -c -q -f "$tmp/haproxy.cfg" || { echo "bench: invalid haproxy config" >&2; exit 1; }
 	"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 9>&- &
-	hp=$!
-	pids+=("$hp")
+	procs[haproxy]=$!
+	pids+=("$!")
 	wait_port "$port"
-	measure "haproxy" "$port" "$hp"
-	stop "$hp"
+	ports[haproxy]=$port
 fi
-
 if want nginx; then
 	port=$((base + 3))
 	render "$here/nginx.conf.in" "$port" "$tmp/nginx-proxy.conf"
 	"${proxy_cpu[@]}" nginx -p "$tmp" -e "$tmp/nginx-proxy-error.log" -c "$tmp/nginx-proxy.conf" \
 		>"$tmp/nginx-proxy.out" 2>&1 9>&- &
-	np=$!
-	pids+=("$np")
+	procs[nginx]=$!
+	pids+=("$!")
 	wait_port "$port"
-	measure "nginx" "$port" "$np"
-	stop "$np"
+	ports[nginx]=$port
 fi
 
-# ---- the table ----
-ring_rps="" ring_cpu=""
-for r in "${results[@]}"; do
-	IFS='|' read -r n rps p99 cpu errs <<<"$r"
-	if [ "$n" = ringress ]; then ring_rps="$rps"; ring_cpu="$cpu"; fi
+IFS=',' read -r -a case_list <<<"$cases"
+for c in "${case_list[@]}"; do
+	if want direct; then measure "$c" "nginx-direct" "$backend_port" ""; fi
+	for name in ringress ringress-poll ringress-uring haproxy nginx; do
+		[ -n "${ports[$name]:-}" ] || continue
+		if [[ "$name" == ringress-* ]] && ! large "$c"; then continue; fi
+		measure "$c" "$name" "${ports[$name]}" "${procs[$name]}"
+	done
 done
+
+# ---- the tables ----
 ratio() { # a b -> a/b with 2 decimals, "-" when unknown
 	awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b+0 == 0) print "-"; else printf "%.2f", a/b }'
 }
 echo
-echo "wrk -t1 -c$conns -d${duration}s, ~100 B file; proxy on CPU 0, origin and wrk on CPU 1 (pinning: $([ "$pin" = 1 ] && echo on || echo off))"
-echo
-echo "| proxy | req/s | p99 latency | CPU µs/request | errors | ringress req/s ratio | ringress CPU ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for r in "${results[@]}"; do
-	IFS='|' read -r n rps p99 cpu errs <<<"$r"
-	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$p99" "$cpu" "$errs" \
-		"$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
+echo "wrk -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and wrk on CPU 1 (pinning: $([ "$pin" = 1 ] && echo on || echo off))"
+for c in "${case_list[@]}"; do
+	ring_rps="" ring_cpu=""
+	for r in "${results[@]}"; do
+		IFS='|' read -r rc n rps mbs p50 p99 cpu errs <<<"$r"
+		if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
+			ring_rps="$rps"
+			ring_cpu="$cpu"
+		fi
+	done
+	echo
+	echo "**$c**"
+	echo
+	echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | errors | ringress req/s ratio | ringress CPU ratio |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for r in "${results[@]}"; do
+		IFS='|' read -r rc n rps mbs p50 p99 cpu errs <<<"$r"
+		[ "$rc" = "$c" ] || continue
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
+			"$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+	done
 done
 echo
-echo "ratios: ringress divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."
+echo "ratios: ringress (default buffer path) divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."

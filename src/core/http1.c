@@ -368,6 +368,18 @@ static void putf(struct out *o, const char *fmt, ...)
 	o->len += (size_t)n;
 }
 
+/* Appends a decimal number (the hot path avoids printf). */
+static void put_uint(struct out *o, unsigned v)
+{
+	char d[12];
+	int n = 0;
+	do {
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < (int)sizeof(d));
+	put(o, d + sizeof(d) - n, (size_t)n);
+}
+
 static void put_header(struct out *o, const struct http1_head *h, int i)
 {
 	put(o, h->buf + h->hdr[i].name.off, h->hdr[i].name.len);
@@ -429,7 +441,9 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 			continue;
 		put_header(&o, h, i);
 	}
-	putf(&o, "X-Forwarded-For: %s\r\n", f->client_ip);
+	puts_(&o, "X-Forwarded-For: ");
+	puts_(&o, f->client_ip);
+	put(&o, "\r\n", 2);
 	if (info->host >= 0) {
 		const char *v = h->buf + h->hdr[info->host].value.off;
 		size_t vl = h->hdr[info->host].value.len;
@@ -438,10 +452,18 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 		put(&o, v, vl);
 		put(&o, "\r\n", 2);
 	}
-	putf(&o, "X-Forwarded-Port: %u\r\nX-Forwarded-Proto: %s\r\nX-Real-IP: %s\r\n",
-	     (unsigned)f->port, f->proto, f->client_ip);
-	if (info->request_id < 0)
-		putf(&o, "X-Request-ID: %s\r\n", f->request_id);
+	puts_(&o, "X-Forwarded-Port: ");
+	put_uint(&o, f->port);
+	puts_(&o, "\r\nX-Forwarded-Proto: ");
+	puts_(&o, f->proto);
+	puts_(&o, "\r\nX-Real-IP: ");
+	puts_(&o, f->client_ip);
+	put(&o, "\r\n", 2);
+	if (info->request_id < 0) {
+		puts_(&o, "X-Request-ID: ");
+		puts_(&o, f->request_id);
+		put(&o, "\r\n", 2);
+	}
 	if (f->upgrade)
 		puts_(&o, "Connection: upgrade\r\n");
 	put(&o, "\r\n", 2);
@@ -456,7 +478,9 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	bool server = false;
 	bool upgrade = p->status_code == 101;
 
-	putf(&o, "HTTP/1.1 %d ", p->status_code);
+	puts_(&o, "HTTP/1.1 ");
+	put_uint(&o, p->status_code);
+	put(&o, " ", 1);
 	if (h->reason.len)
 		put(&o, h->buf + h->reason.off, h->reason.len);
 	else

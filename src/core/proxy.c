@@ -903,7 +903,11 @@ static int response_head(struct conn *c, struct upstream *u)
 		c->flags |= C_F_CLOSE_AFTER;
 	bool close = c->flags & C_F_CLOSE_AFTER;
 	size_t cap = u->head.len + 256;
-	char *buf = malloc(cap);
+	/* Room for a small body, appended to the head (one send). */
+	size_t room = (p->flags & F_CONTENT_LENGTH) && p->content_length <= 4096 && !dechunk
+			      ? (size_t)p->content_length
+			      : 0;
+	char *buf = malloc(cap + room);
 	int n = buf ? http1_rewrite_response(&u->head, &u->info, p, close,
 					     (c->flags & C_F_HTTP10) && !close, dechunk, buf, cap)
 		    : -ENOMEM;
@@ -912,7 +916,7 @@ static int response_head(struct conn *c, struct upstream *u)
 		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
 		return -1;
 	}
-	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	stream_tx_push_heap(&c->s, buf, (uint32_t)n, (uint32_t)(cap + room));
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)

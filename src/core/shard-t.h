@@ -73,6 +73,7 @@ struct txitem {
 	uint32_t len;
 	int32_t bid;
 	char *heap;
+	uint32_t cap; /* heap: bytes allocated, so that small data can be appended */
 };
 
 #define TX_MAX 8
@@ -282,6 +283,7 @@ void stream_rx_consume(struct stream *s, uint32_t n);
 bool stream_tx_room(const struct stream *s);
 bool stream_tx_idle(const struct stream *s);
 int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap);
+int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap);
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
 void shard_reap(struct shard *sh);

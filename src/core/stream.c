@@ -291,6 +291,17 @@ int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char
 		q->n = q->sending = 0;
 		s->txq = q;
 	}
+	if (bid >= 0 && len <= 4096 && q->n > q->sending) {
+		/* Small data after a heap block not yet being sent (a response
+		 * head): copied into it, so that one send goes out instead of a
+		 * sendmsg of two pieces. */
+		struct txitem *last = &q->tx[q->n - 1];
+		if (last->heap && last->base + last->len + len <= last->heap + last->cap) {
+			memcpy(last->base + last->len, base, len);
+			last->len += len;
+			return 0;
+		}
+	}
 	if (q->n >= TX_MAX) {
 		free(heap);
 		return -ENOBUFS;
@@ -299,6 +310,16 @@ int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char
 		s->sh->bufref[bid]++;
 	q->tx[q->n++] = (struct txitem){.base = base, .len = len, .bid = bid, .heap = heap};
 	return 0;
+}
+
+/* Queues a heap block of cap bytes holding len bytes to send; it is freed
+ * once sent, and small data pushed right after it may be appended to it. */
+int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap)
+{
+	int r = stream_tx_push(s, heap, len, -1, heap);
+	if (r == 0)
+		s->txq->tx[s->txq->n - 1].cap = cap;
+	return r;
 }
 
 /* Starts one sendmsg of everything queued, unless one is in flight. */
@@ -318,7 +339,10 @@ void stream_flush(struct stream *s)
 	q->msg.msg_iovlen = q->n;
 	q->sending = q->n;
 	struct io_uring_sqe *sqe = shard_sqe(s->sh);
-	io_uring_prep_sendmsg(sqe, s->fd, &q->msg, MSG_NOSIGNAL);
+	if (q->n == 1)
+		io_uring_prep_send(sqe, s->fd, q->tx[0].base, q->tx[0].len, MSG_NOSIGNAL);
+	else
+		io_uring_prep_sendmsg(sqe, s->fd, &q->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, UD(s, OP_SEND));
 	s->flags |= ST_F_SENDING;
 	s->inflight++;
