@@ -184,7 +184,7 @@ def main():
                     "{cluster: b, user: u}\nusers:\n- name: u\n  user: {token: %s}\n" %
                     (API_PORT, os.path.join(d, "tls/ca.crt"), TOKEN))
         argv = [BIN, "--kubeconfig", kc, "--bind", "127.0.0.1", "--http-port", str(HTTP_PORT),
-                "--admin-port", str(ADMIN_PORT), "--log-level", "debug", "--update-status=false",
+                "--admin-port", str(ADMIN_PORT), "--https-port", "0", "--log-level", "debug", "--update-status=false",
                 "--sync-period", "200ms"]
         if a.shards:
             argv += ["--shards", str(a.shards)]

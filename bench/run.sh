@@ -248,7 +248,7 @@ spec:
             backend: {service: {name: origin, port: {number: 80}}}
 YAML
 	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
-		--admin-port "$admin" --shards 1 --log-level warn --proxy-body-size 0 "$@" \
+		--admin-port "$admin" --https-port 0 --shards 1 --log-level warn --proxy-body-size 0 "$@" \
 		>"$tmp/ringress-$port.log" 2>&1 9>&- &
 	started=$!
 	pids+=("$started")

@@ -7,6 +7,7 @@
 #include "core/snapshot-t.h"
 #include "core/units.h"
 #include "k8s/controller.h"
+#include "tls/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +36,9 @@ struct options {
 	uint64_t max_header_size;
 	uint64_t max_fails, next_upstream_tries, upstream_keepalive_conns;
 	const char *log_level;
+	uint64_t https_port, hsts_max_age;
+	bool hsts, hsts_subdomains;
+	struct tls_options tls;
 };
 
 static struct options opt;
@@ -84,6 +88,18 @@ static const struct flag flags[] = {
 	{"bind", F_STRING, &opt.core.bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6)"},
 	{"http-port", F_PORT, &opt.http_port, "80", "Port for HTTP traffic"},
 	{"admin-port", F_PORT, &opt.admin_port, "10254", "Port for /healthz and /readyz"},
+	{"https-port", F_UINT, &opt.https_port, "443", "Port for HTTPS traffic (0 = no TLS listener)"},
+	{"default-ssl-certificate", F_STRING, &opt.k8s.default_ssl_certificate, NULL,
+	 "NAMESPACE/NAME of the kubernetes.io/tls Secret served when no certificate matches the "
+	 "SNI (default: a self-signed certificate made at start-up)"},
+	{"ssl-protocols", F_STRING, &opt.tls.protocols, "TLSv1.2 TLSv1.3",
+	 "TLS versions accepted, space separated"},
+	{"ssl-ciphers", F_STRING, &opt.tls.ciphers, NULL,
+	 "TLS 1.2 cipher suites, ':' separated (default: ingress-nginx's list)"},
+	{"hsts", F_BOOL, &opt.hsts, "true", "Send Strict-Transport-Security on HTTPS responses"},
+	{"hsts-max-age", F_UINT, &opt.hsts_max_age, "31536000", "HSTS max-age, in seconds"},
+	{"hsts-include-subdomains", F_BOOL, &opt.hsts_subdomains, "true",
+	 "Add includeSubDomains to the HSTS header"},
 	{"shards", F_INT, &opt.shards, NULL,
 	 "Shard threads, one per CPU (default: CPUs the process may run on)"},
 	{"ingress-class", F_STRING, &opt.k8s.ingress_class, "ringress",
@@ -384,6 +400,26 @@ static void parse_flags(int argc, char **argv)
 	opt.core.nshards = (int)opt.shards;
 	opt.core.http_port = (uint16_t)opt.http_port;
 	opt.core.admin_port = (uint16_t)opt.admin_port;
+	if (opt.https_port > 65535)
+		bad_flag("https-port", "", "expected a port number from 0 to 65535");
+	opt.core.https_port = (uint16_t)opt.https_port;
+	if (opt.core.https_port && opt.core.https_port == opt.core.http_port)
+		bad_flag("https-port", "", "must differ from --http-port");
+	if (opt.core.https_port) {
+		if (tls_init(0) < 0)
+			exit(1);
+		if (tls_options_check(&opt.tls) < 0)
+			bad_flag("ssl-protocols", opt.tls.protocols ? opt.tls.protocols : "",
+				 "or --ssl-ciphers not understood");
+		opt.core.tls_ops = &tls_transport_ops;
+		if (opt.hsts) {
+			static char hsts[96];
+			snprintf(hsts, sizeof(hsts), "Strict-Transport-Security: max-age=%llu%s\r\n",
+				 (unsigned long long)opt.hsts_max_age,
+				 opt.hsts_subdomains ? "; includeSubDomains" : "");
+			opt.core.hsts = hsts;
+		}
+	}
 	opt.core.keepalive_requests = (uint32_t)opt.keepalive_requests;
 	opt.core.upstream_keepalive_requests = (uint32_t)opt.upstream_keepalive_requests;
 	opt.core.max_header_size = (uint32_t)opt.max_header_size;
@@ -410,8 +446,33 @@ static bool hook_ready(void *arg)
 	return shard_group_ready(arg);
 }
 
+/* Compiles the snapshot's certificates (control thread) before it goes to
+ * the shards. */
+static void attach_tls(struct snapshot *s)
+{
+	struct tls_store *st = tls_store_new(&opt.tls);
+	if (!st) {
+		log_error("main", "cannot build the TLS certificate store: HTTPS connections of "
+				  "generation %llu are refused",
+			  (unsigned long long)s->generation);
+		return;
+	}
+	for (uint32_t i = 0; i < s->ntls; i++) {
+		const struct snap_tls *t = &s->tls[i];
+		if (t->nhosts)
+			tls_store_add(st, t->hosts, t->nhosts, t->cert, t->cert_len, t->key, t->key_len,
+				      t->name);
+		else
+			tls_store_set_default(st, t->cert, t->cert_len, t->key, t->key_len, t->name);
+	}
+	s->tls_ctx = st;
+	s->tls_ctx_free = tls_transport_ops.ctx_free;
+}
+
 static void publish(struct snapshot *s, void *arg)
 {
+	if (opt.core.https_port)
+		attach_tls(s);
 	shard_group_publish(arg, s);
 }
 

@@ -14,6 +14,7 @@ root="$(cd "$here/../.." && pwd)"
 bin="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
 echo_bin="${RINGRESS_ECHO:-$root/zig-out/bin/ringress-echo}"
 http_port="${DEMO_HTTP_PORT:-8080}"
+https_port="${DEMO_HTTPS_PORT:-8443}"
 admin_port="${DEMO_ADMIN_PORT:-10254}"
 
 for b in "$bin" "$echo_bin"; do
@@ -61,6 +62,7 @@ wait_port 9102
 
 # Output through a process substitution so that $! is ringress itself.
 "$bin" --manifests "$here" --bind 127.0.0.1 --http-port "$http_port" --admin-port "$admin_port" \
+	--https-port "$https_port" \
 	--log-level info > >(sed -u 's/^/ringress: /') 2>&1 &
 pids=("$!" "${pids[@]}")
 wait_port "$http_port"
@@ -90,6 +92,8 @@ show curl -si -H 'Host: api.demo.local' "$u/about"
 show curl -si -H 'Host: shop.apps.demo.local' "$u/cart"
 show curl -si "$u/api/health"
 show curl -si "$u/index.html"
+# HTTPS with the self-signed default certificate (no Secret in the demo).
+show curl -ski --resolve "web.demo.local:$https_port:127.0.0.1" "https://web.demo.local:$https_port/"
 show curl -si "http://127.0.0.1:$admin_port/healthz"
 show curl -si "http://127.0.0.1:$admin_port/readyz"
 

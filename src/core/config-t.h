@@ -2,6 +2,8 @@
 #ifndef RINGRESS_CONFIG_T_H
 #define RINGRESS_CONFIG_T_H
 
+#include "core/transport.h"
+
 #include <stdint.h>
 
 #define NEXT_UPSTREAM_ERROR (1u << 0)   /* connect error, reset, close */
@@ -20,6 +22,9 @@ struct core_config {
 	const char *bind;      /* listen address, "0.0.0.0" */
 	uint16_t http_port;    /* 80 */
 	uint16_t admin_port;   /* 10254 */
+	uint16_t https_port;   /* 443; 0 = no TLS listener */
+	const struct transport_ops *tls_ops; /* TLS hooks (src/tls), NULL = none */
+	const char *hsts;      /* Strict-Transport-Security value, NULL = none */
 	int nshards;           /* number of shard threads */
 
 	uint64_t client_header_timeout_ms;     /* 60s: reading a request head */

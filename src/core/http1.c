@@ -472,7 +472,7 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 
 int http1_rewrite_response(const struct http1_head *h, const struct http1_info *info,
 			   const llhttp_t *p, bool close, bool client_keepalive_10, bool drop_te,
-			   char *out, size_t cap)
+			   const char *extra, char *out, size_t cap)
 {
 	struct out o = {.p = out, .cap = cap};
 	bool server = false;
@@ -503,6 +503,8 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	}
 	if (!server && p->status_code >= 200)
 		puts_(&o, "Server: ringress\r\n");
+	if (extra && p->status_code >= 200)
+		puts_(&o, extra);
 	if (!upgrade && p->status_code >= 200) {
 		if (close)
 			puts_(&o, "Connection: close\r\n");
@@ -554,6 +556,28 @@ int http1_find_cookie(const struct http1_head *h, const char *name, const char *
 		}
 	}
 	return -ENOENT;
+}
+
+int http1_make_redirect(int status, const char *location, size_t loc_len, bool head, bool close,
+			const char *date, char *out, size_t cap)
+{
+	struct out o = {.p = out, .cap = cap};
+	const char *reason = http1_reason(status);
+	char body[160];
+	int blen = snprintf(body, sizeof(body),
+			    "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+			    "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+			    status, reason, status, reason);
+	putf(&o, "HTTP/1.1 %d %s\r\nServer: ringress\r\nDate: %s\r\nLocation: ", status, reason,
+	     date);
+	put(&o, location, loc_len);
+	putf(&o, "\r\nContent-Type: text/html\r\nContent-Length: %d\r\n", blen);
+	if (close)
+		puts_(&o, "Connection: close\r\n");
+	put(&o, "\r\n", 2);
+	if (!head)
+		put(&o, body, (size_t)blen);
+	return o.full ? -ENOSPC : (int)o.len;
 }
 
 const char *http1_reason(int status)

@@ -113,11 +113,12 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
  * "HTTP/1.1 code reason", end-to-end headers, "Server: ringress" when the
  * upstream sent none, and a Connection header when close is set or the
  * client speaks HTTP/1.0 with keep-alive. drop_te removes Transfer-Encoding
- * (the body is de-chunked for an HTTP/1.0 client). Returns the length or
- * -ENOSPC. */
+ * (the body is de-chunked for an HTTP/1.0 client). extra (NULL or full
+ * "Name: value\r\n" lines) is added to final responses. Returns the length
+ * or -ENOSPC. */
 int http1_rewrite_response(const struct http1_head *h, const struct http1_info *info,
 			   const llhttp_t *p, bool close, bool client_keepalive_10, bool drop_te,
-			   char *out, size_t cap);
+			   const char *extra, char *out, size_t cap);
 
 /* Writes a complete response made by ringress (status 100..599) with a small
  * HTML body (none for HEAD or 1xx/204/304), "Server: ringress", the given
@@ -125,6 +126,11 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
  * -ENOSPC. */
 int http1_make_response(int status, bool head, bool close, const char *date, char *out,
 			size_t cap);
+
+/* Writes a redirect (301..308) to location, with a small body unless head.
+ * Returns the length or -ENOSPC. */
+int http1_make_redirect(int status, const char *location, size_t loc_len, bool head, bool close,
+			const char *date, char *out, size_t cap);
 
 /* Reason phrase of a status code ("Not Found"), or "Unknown". */
 const char *http1_reason(int status);

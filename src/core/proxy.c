@@ -289,6 +289,56 @@ static void respond_local(struct conn *c, int status, bool close)
 		c->rq = RQ_DONE; /* the rest of the input is not read */
 }
 
+/* 308 to the same host and target over HTTPS (a host with TLS). */
+static void respond_redirect(struct conn *c, const char *host, size_t hl)
+{
+	struct shard *sh = c->s.sh;
+	const char *url = c->head.buf + c->head.url.off;
+	size_t ul = c->head.url.len;
+	size_t n = 0;
+
+	/* The Host without its port; the target in origin form. */
+	for (n = 0; n < hl && host[n] != ':'; n++)
+		if (host[0] == '[' && host[n] == ']') {
+			n++;
+			break;
+		}
+	if (ul > 8 && (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8))) {
+		size_t k = url[4] == ':' ? 7 : 8;
+		while (k < ul && url[k] != '/' && url[k] != '?')
+			k++;
+		url += k;
+		ul -= k;
+	}
+	size_t cap = n + ul + 64;
+	char *loc = malloc(cap), *buf = malloc(cap + 512);
+	if (!loc || !buf) {
+		free(loc);
+		free(buf);
+		conn_abort(c);
+		return;
+	}
+	int ll = snprintf(loc, cap, "https://%.*s", (int)n, host);
+	if (sh->cfg->https_port != 443)
+		ll += snprintf(loc + ll, cap - (size_t)ll, ":%u", sh->cfg->https_port);
+	ll += snprintf(loc + ll, cap - (size_t)ll, "%s%.*s", ul && url[0] == '/' ? "" : "/", (int)ul,
+		       url);
+	STAT_INC(sh, responses_local);
+	if (sh->stopping)
+		c->flags |= C_F_CLOSE_AFTER;
+	int r = http1_make_redirect(308, loc, (size_t)ll, c->flags & C_F_HEAD,
+				    c->flags & C_F_CLOSE_AFTER, sh->date, buf, cap + 512);
+	free(loc);
+	if (r < 0) {
+		free(buf);
+		conn_abort(c);
+		return;
+	}
+	stream_tx_push(&c->s, buf, (uint32_t)r, -1, buf);
+	c->flags |= C_F_SENT;
+	c->rs = RS_DONE;
+}
+
 /* ---- upstream connections ---- */
 
 static struct upstream *upstream_connect(struct shard *sh, const struct snap_endpoint *ep,
@@ -617,6 +667,19 @@ static int start_request(struct conn *c)
 			while (hl && (host[hl - 1] == ' ' || host[hl - 1] == '\t'))
 				hl--;
 		}
+		const struct snap_host *hh;
+		if (!c->s.tls && cfg->https_port && (hh = router_host(sh->cur->snap, host, hl)) &&
+		    (hh->flags & SNAP_HOST_SSL_REDIRECT)) {
+			respond_redirect(c, host, hl);
+			if (!(c->flags & C_F_CLOSE_AFTER) && has_body)
+				c->flags |= C_F_CLOSE_AFTER;
+			if (c->flags & C_F_CLOSE_AFTER)
+				c->rq = RQ_DONE;
+			else
+				c->rq = parser_kick(p, &c->head) == HTTP1_EV_MESSAGE ? RQ_DONE
+										     : RQ_BODY;
+			return -1;
+		}
 		c->backend = router_match(sh->cur->snap, host, hl, sh->scratch, (size_t)plen);
 		if (!c->backend) {
 			status = 404;
@@ -641,8 +704,8 @@ static int start_request(struct conn *c)
 	if (info->upgrade && p->method == HTTP_GET && !(c->flags & C_F_HTTP10))
 		c->flags |= C_F_UPGRADE;
 	struct http1_fwd fwd = {.client_ip = c->peer_ip,
-				.proto = "http",
-				.port = cfg->http_port,
+				.proto = c->s.tls ? "https" : "http",
+				.port = c->s.tls ? cfg->https_port : cfg->http_port,
 				.request_id = rid,
 				.strip_expect = false,
 				.upgrade = c->flags & C_F_UPGRADE};
@@ -795,7 +858,7 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	size_t cap = u->head.len + 256;
 	char *buf = malloc(cap);
 	int n = buf ? http1_rewrite_response(&u->head, &u->info, &u->parser, false, false, false,
-					     buf, cap)
+					     NULL, buf, cap)
 		    : -ENOMEM;
 	if (n < 0) {
 		free(buf);
@@ -868,7 +931,7 @@ static int response_head(struct conn *c, struct upstream *u)
 		if (!(status == 100 && (c->flags & C_F_CONTINUE)) && !(c->flags & C_F_HTTP10)) {
 			char *buf = malloc(u->head.len + 256);
 			int n = buf ? http1_rewrite_response(&u->head, &u->info, p, false, false,
-							     false, buf, u->head.len + 256)
+							     false, NULL, buf, u->head.len + 256)
 				    : -ENOMEM;
 			if (n < 0) {
 				free(buf);
@@ -902,14 +965,15 @@ static int response_head(struct conn *c, struct upstream *u)
 	if (llhttp_message_needs_eof(p) || c->s.sh->stopping)
 		c->flags |= C_F_CLOSE_AFTER;
 	bool close = c->flags & C_F_CLOSE_AFTER;
-	size_t cap = u->head.len + 256;
+	const char *hsts = c->s.tls ? c->s.sh->cfg->hsts : NULL;
+	size_t cap = u->head.len + 256 + (hsts ? strlen(hsts) : 0);
 	/* Room for a small body, appended to the head (one send). */
 	size_t room = (p->flags & F_CONTENT_LENGTH) && p->content_length <= 4096 && !dechunk
 			      ? (size_t)p->content_length
 			      : 0;
 	char *buf = malloc(cap + room);
 	int n = buf ? http1_rewrite_response(&u->head, &u->info, p, close,
-					     (c->flags & C_F_HTTP10) && !close, dechunk, buf, cap)
+					     (c->flags & C_F_HTTP10) && !close, dechunk, hsts, buf, cap)
 		    : -ENOMEM;
 	if (n < 0) {
 		free(buf);
@@ -1228,7 +1292,7 @@ static void conn_drive(struct conn *c)
 
 /* ---- events ---- */
 
-void proxy_accept(struct shard *sh, int fd)
+void proxy_accept(struct shard *sh, int fd, bool tls)
 {
 	int one = 1;
 	struct conn *c = calloc(1, sizeof(*c));
@@ -1241,6 +1305,18 @@ void proxy_accept(struct shard *sh, int fd)
 	sh->scratch_cap = sh->cfg->max_header_size;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	stream_init(&c->s, sh, fd, STREAM_CLIENT);
+	if (tls) {
+		/* The certificates of the configuration current at accept time;
+		 * a later one applies to later handshakes. */
+		void *ctx = sh->cur ? sh->cur->snap->tls_ctx : NULL;
+		c->s.tls = ctx && sh->cfg->tls_ops ? sh->cfg->tls_ops->conn_new(ctx) : NULL;
+		if (!c->s.tls) {
+			sh->nstreams--;
+			free(c);
+			close(fd);
+			return;
+		}
+	}
 	llhttp_init(&c->parser, HTTP_REQUEST, &sh->req_settings);
 	c->parser.data = &c->head;
 	c->head.limit = sh->cfg->max_header_size;
@@ -1323,6 +1399,8 @@ void proxy_on_closed(struct stream *s)
 	upstream_detach_close(c);
 	replay_release(c);
 	splice_free(c);
+	if (s->tls)
+		sh->cfg->tls_ops->conn_free(s->tls);
 	if (c->sref)
 		snapref_put(sh, c->sref);
 	free(c->fwd_head);

@@ -177,9 +177,7 @@ static const struct snap_host *host_lookup(struct snap_host *const *tab, uint32_
 	return NULL;
 }
 
-/* Finds the backend for a host and a normalised path; see router.h. */
-const struct snap_backend *router_match(const struct snapshot *s, const char *host,
-					size_t hostlen, const char *path, size_t pathlen)
+const struct snap_host *router_host(const struct snapshot *s, const char *host, size_t hostlen)
 {
 	const struct snap_host *h = NULL;
 	size_t n = host ? hostlen : 0;
@@ -205,8 +203,14 @@ const struct snap_backend *router_match(const struct snapshot *s, const char *ho
 			}
 		}
 	}
-	if (!h)
-		h = s->any_host;
+	return h ? h : s->any_host;
+}
+
+/* Finds the backend for a host and a normalised path; see router.h. */
+const struct snap_backend *router_match(const struct snapshot *s, const char *host,
+					size_t hostlen, const char *path, size_t pathlen)
+{
+	const struct snap_host *h = router_host(s, host, hostlen);
 	if (!h)
 		return s->default_backend;
 

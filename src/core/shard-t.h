@@ -29,6 +29,7 @@ enum op_kind {
 	OP_CONNECT,
 	OP_WAKE,
 	OP_TICK,
+	OP_ACCEPT_TLS, /* the HTTPS listener */
 	OP_POLL,   /* readiness for a splice(2) */
 	OP_SPLICE, /* IORING_OP_SPLICE */
 };
@@ -118,10 +119,12 @@ struct stream {
 	struct rxchunk rx_inline[2];
 
 	struct txq *txq; /* taken from the shard while data waits to be sent */
+	struct txq *ctq; /* under TLS: ciphertext, what the socket sends */
 
 	struct timer timer;
 	struct stream *starved_next;
 	struct stream *dead_next;
+	void *tls; /* transport state (TLS) of a client connection, or NULL */
 };
 
 /* A snapshot as used by one shard: requests count their use locally. */
@@ -207,6 +210,11 @@ struct shard {
 	struct io_uring ring;
 	pthread_t thread;
 	int listen_fd;
+	int listen_tls_fd; /* -1 without an HTTPS port */
+	bool accepting_tls;
+	uint32_t nplain;     /* buffers after the ring's, for decrypted data */
+	uint16_t *plain_free; /* stack of free plaintext buffer ids */
+	uint32_t nplain_free;
 	int wake_fd;
 	uint64_t wake_val;
 	struct __kernel_timespec tick_ts;
@@ -292,6 +300,7 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe);
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);
 void stream_drop_rx(struct stream *s);
 bool stream_op_done(struct stream *s);
+int shard_plain_buf(struct shard *sh);
 void shard_buf_release(struct shard *sh, uint16_t bid);
 struct io_uring_sqe *shard_sqe(struct shard *sh);
 
@@ -301,7 +310,7 @@ void timer_set_ms(struct shard *sh, struct timer *t, enum timer_class cls, uint6
 void timer_del(struct timer *t);
 
 /* proxy.c: events delivered by stream.c and shard.c */
-void proxy_accept(struct shard *sh, int fd);
+void proxy_accept(struct shard *sh, int fd, bool tls);
 void proxy_on_event(struct stream *s);
 void proxy_on_connect(struct upstream *u, int res);
 void proxy_on_timeout(struct stream *s, enum timer_class cls);

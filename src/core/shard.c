@@ -247,10 +247,17 @@ static int ring_init(struct shard *sh)
 	if (ret < 0)
 		return ret;
 	io_uring_buf_ring_init(sh->br);
-	sh->bufs = malloc((size_t)sh->nbufs * sh->cfg->buf_size);
-	sh->bufref = calloc(sh->nbufs, 1);
-	if (!sh->bufs || !sh->bufref)
+	/* The ring's buffers, then (with TLS) as many for decrypted data, which
+	 * the shard hands out itself; one id space for both. */
+	sh->nplain = sh->cfg->https_port ? sh->nbufs : 0;
+	size_t total = (size_t)sh->nbufs + sh->nplain;
+	sh->bufs = malloc(total * sh->cfg->buf_size);
+	sh->bufref = calloc(total, 1);
+	sh->plain_free = calloc(sh->nplain ? sh->nplain : 1, sizeof(uint16_t));
+	if (!sh->bufs || !sh->bufref || !sh->plain_free)
 		return -ENOMEM;
+	for (uint32_t i = 0; i < sh->nplain; i++)
+		sh->plain_free[sh->nplain_free++] = (uint16_t)(sh->nbufs + sh->nplain - 1 - i);
 	for (uint32_t i = 0; i < sh->nbufs; i++)
 		io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)i * sh->cfg->buf_size,
 				      sh->cfg->buf_size, (uint16_t)i,
@@ -259,12 +266,15 @@ static int ring_init(struct shard *sh)
 	return 0;
 }
 
-static void arm_accept(struct shard *sh)
+static void arm_accept(struct shard *sh, bool tls)
 {
 	struct io_uring_sqe *sqe = shard_sqe(sh);
-	io_uring_prep_multishot_accept(sqe, sh->listen_fd, NULL, NULL, 0);
-	io_uring_sqe_set_data64(sqe, UD(sh, OP_ACCEPT));
-	sh->accepting = true;
+	io_uring_prep_multishot_accept(sqe, tls ? sh->listen_tls_fd : sh->listen_fd, NULL, NULL, 0);
+	io_uring_sqe_set_data64(sqe, UD(sh, tls ? OP_ACCEPT_TLS : OP_ACCEPT));
+	if (tls)
+		sh->accepting_tls = true;
+	else
+		sh->accepting = true;
 }
 
 static void arm_wake(struct shard *sh)
@@ -307,28 +317,37 @@ static void shard_begin_stop(struct shard *sh)
 		io_uring_prep_cancel64(sqe, UD(sh, OP_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, OP_IGNORE);
 	}
+	if (sh->accepting_tls) {
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+		io_uring_prep_cancel64(sqe, UD(sh, OP_ACCEPT_TLS), 0);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	}
 	proxy_stop(sh);
 }
 
-static void on_accept(struct shard *sh, struct io_uring_cqe *cqe)
+static void on_accept(struct shard *sh, struct io_uring_cqe *cqe, bool tls)
 {
 	if (cqe->res >= 0) {
 		if (sh->stopping) {
 			close(cqe->res);
 		} else {
 			STAT_INC(sh, accepted);
-			proxy_accept(sh, cqe->res);
+			proxy_accept(sh, cqe->res, tls);
 		}
 	} else if (cqe->res != -ECANCELED && !sh->stopping) {
 		log_warn("shard", "shard %d: accept: %s", sh->id, strerror(-cqe->res));
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		sh->accepting = false;
+		int *fd = tls ? &sh->listen_tls_fd : &sh->listen_fd;
+		if (tls)
+			sh->accepting_tls = false;
+		else
+			sh->accepting = false;
 		if (sh->stopping) {
-			close(sh->listen_fd);
-			sh->listen_fd = -1;
+			close(*fd);
+			*fd = -1;
 		} else {
-			arm_accept(sh);
+			arm_accept(sh, tls);
 		}
 	}
 }
@@ -342,7 +361,10 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	case OP_IGNORE:
 		break;
 	case OP_ACCEPT:
-		on_accept(sh, cqe);
+		on_accept(sh, cqe, false);
+		break;
+	case OP_ACCEPT_TLS:
+		on_accept(sh, cqe, true);
 		break;
 	case OP_RECV:
 		stream_on_recv(ptr, cqe);
@@ -412,7 +434,9 @@ static void *shard_main(void *arg)
 	http1_settings_init(&sh->resp_settings);
 	update_date(sh);
 	atomic_store(&sh->heartbeat_ms, sh->now_ms);
-	arm_accept(sh);
+	arm_accept(sh, false);
+	if (sh->listen_tls_fd >= 0)
+		arm_accept(sh, true);
 	arm_wake(sh);
 	arm_tick(sh);
 	atomic_store(&sh->start_status, 1);
@@ -430,7 +454,7 @@ static void *shard_main(void *arg)
 		io_uring_cq_advance(&sh->ring, n);
 		timers_run(sh);
 		shard_reap(sh);
-		if (sh->stopping && !sh->nstreams && !sh->accepting)
+		if (sh->stopping && !sh->nstreams && !sh->accepting && !sh->accepting_tls)
 			break;
 	}
 	io_uring_queue_exit(&sh->ring);
@@ -505,6 +529,16 @@ struct shard_group *shard_group_start(const struct core_config *cfg)
 		sh->id = i;
 		sh->cpu = cpus[i % ncpus];
 		sh->cfg = cfg;
+		sh->listen_tls_fd = -1;
+		if (cfg->https_port) {
+			sh->listen_tls_fd = net_listen(cfg->bind, cfg->https_port, true, 4096);
+			if (sh->listen_tls_fd < 0) {
+				log_error("shard", "cannot listen on %s:%u: %s (is another process "
+						   "using the port? use --bind/--https-port)",
+					  cfg->bind, cfg->https_port, strerror(-sh->listen_tls_fd));
+				goto err;
+			}
+		}
 		sh->listen_fd = net_listen(cfg->bind, cfg->http_port, true, 4096);
 		if (sh->listen_fd < 0) {
 			log_error("shard", "cannot listen on %s:%u: %s (is another process using the "
@@ -630,6 +664,7 @@ void shard_group_stop(struct shard_group *g)
 		free(sh->bufs);
 		free(sh->bufref);
 		free(sh->scratch);
+		free(sh->plain_free);
 		shard_txq_free_all(sh);
 		if (sh->br)
 			munmap(sh->br, sizeof(struct io_uring_buf) * sh->nbufs);

@@ -81,11 +81,25 @@ struct snap_path {
 
 /* The path rules of one host, sorted so that the first match is the best:
  * longer paths first, Exact before Prefix at equal length. */
+#define SNAP_HOST_SSL_REDIRECT 1u /* plain HTTP gets 308 to https */
+
 struct snap_host {
 	const char *name; /* lower case; "*.foo.com" for wildcards; "" for any */
 	uint32_t len;
+	uint32_t flags; /* SNAP_HOST_* */
 	uint32_t npaths;
 	struct snap_path *paths;
+};
+
+/* One certificate of Ingress spec.tls with the hosts it serves. */
+struct snap_tls {
+	const char *name; /* "namespace/secret", for logs */
+	const char *const *hosts;
+	uint32_t nhosts;
+	const char *cert; /* PEM, chain included */
+	uint32_t cert_len;
+	const char *key;
+	uint32_t key_len;
 };
 
 /* A frozen snapshot. Fields after `refs` never change once published. */
@@ -107,6 +121,13 @@ struct snapshot {
 	struct snap_host *any_host;
 	/* Catch-all backend when nothing matches; NULL means 404. */
 	const struct snap_backend *default_backend;
+
+	/* Certificates from Ingress spec.tls, as PEM; compiled by the TLS layer
+	 * into tls_ctx before the snapshot is published. */
+	uint32_t ntls;
+	struct snap_tls *tls;
+	void *tls_ctx;                   /* owned; freed with tls_ctx_free */
+	void (*tls_ctx_free)(void *ctx);
 
 	void *arena; /* private to snapshot.c */
 };

@@ -110,6 +110,7 @@ struct bld_host {
 	char *name; /* lower case, "*.x" for wildcards, "" for any host */
 	uint32_t len;
 	uint32_t hash;
+	uint32_t flags;
 	uint32_t npaths, pathcap;
 	struct bld_path *paths;
 };
@@ -136,6 +137,9 @@ struct snapshot_builder {
 	uint32_t nroutes, route_tabcap;
 
 	int default_backend; /* -1 when unset */
+
+	struct snap_tls *tls; /* malloc'd copies until built */
+	uint32_t ntls, tlscap;
 };
 
 /* FNV-1a over len bytes, seeded so that callers can chain. */
@@ -224,6 +228,16 @@ void snapshot_builder_free(struct snapshot_builder *b)
 		free(b->hosts[i].paths);
 		free(b->hosts[i].name);
 	}
+	for (uint32_t i = 0; i < b->ntls; i++) {
+		struct snap_tls *t = &b->tls[i];
+		for (uint32_t k = 0; k < t->nhosts; k++)
+			free((char *)t->hosts[k]);
+		free((void *)t->hosts);
+		free((char *)t->name);
+		free((char *)t->cert);
+		free((char *)t->key);
+	}
+	free(b->tls);
 	free(b->backends);
 	free(b->backend_tab);
 	free(b->hosts);
@@ -451,6 +465,56 @@ static int builder_host(struct snapshot_builder *b, const char *name, uint32_t l
 	return (int)id;
 }
 
+int snapshot_set_host_flags(struct snapshot_builder *b, const char *host, uint32_t flags)
+{
+	char name[HOST_MAX + 1];
+	int hlen = host && *host ? host_canon(host, name) : -EINVAL;
+
+	if (hlen < 0)
+		return hlen;
+	int hi = builder_host(b, name, (uint32_t)hlen);
+	if (hi < 0)
+		return hi;
+	b->hosts[hi].flags |= flags;
+	return 0;
+}
+
+static char *memdup0(const char *p, size_t n)
+{
+	char *c = malloc(n + 1);
+	if (c) {
+		memcpy(c, p, n);
+		c[n] = 0;
+	}
+	return c;
+}
+
+int snapshot_add_tls(struct snapshot_builder *b, const char *name, const char *const *hosts,
+		     size_t nhosts, const char *cert, size_t cert_len, const char *key,
+		     size_t key_len)
+{
+	if (array_reserve((void **)&b->tls, &b->tlscap, b->ntls + 1, sizeof(*b->tls)))
+		return -ENOMEM;
+	struct snap_tls *t = &b->tls[b->ntls];
+	memset(t, 0, sizeof(*t));
+	const char **hs = calloc(nhosts ? nhosts : 1, sizeof(*hs));
+	t->hosts = hs;
+	t->name = strdup(name);
+	t->cert = memdup0(cert, cert_len);
+	t->key = memdup0(key, key_len);
+	t->cert_len = (uint32_t)cert_len;
+	t->key_len = (uint32_t)key_len;
+	b->ntls++; /* freed with the builder even when incomplete */
+	if (!hs || !t->name || !t->cert || !t->key)
+		return -ENOMEM;
+	for (size_t i = 0; i < nhosts; i++) {
+		if (!(hs[i] = strdup(hosts[i])))
+			return -ENOMEM;
+		t->nhosts++;
+	}
+	return 0;
+}
+
 /* Hash of a route key. */
 static uint32_t route_hash(uint32_t host, const char *path, uint32_t len, uint8_t type)
 {
@@ -629,6 +693,7 @@ static struct snap_host *build_host(struct arena *a, const struct bld_host *bh,
 		return NULL;
 	sh->name = arena_strndup(a, bh->name, bh->len);
 	sh->len = bh->len;
+	sh->flags = bh->flags;
 	sh->npaths = bh->npaths;
 	sh->paths = arena_zalloc(a, (size_t)bh->npaths * sizeof(*sh->paths) + 1);
 	if (!sh->name || !sh->paths)
@@ -719,6 +784,27 @@ struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
 	}
 	if (b->default_backend >= 0)
 		s->default_backend = &s->backends[b->default_backend];
+	s->ntls = b->ntls;
+	s->tls = arena_zalloc(&a, (size_t)b->ntls * sizeof(*s->tls) + 1);
+	if (!s->tls)
+		goto err_arena;
+	for (uint32_t i = 0; i < b->ntls; i++) {
+		const struct snap_tls *bt = &b->tls[i];
+		struct snap_tls *t = &s->tls[i];
+		const char **hs = arena_zalloc(&a, (size_t)bt->nhosts * sizeof(*hs) + 1);
+		t->name = arena_strndup(&a, bt->name, strlen(bt->name));
+		t->cert = arena_strndup(&a, bt->cert, bt->cert_len);
+		t->key = arena_strndup(&a, bt->key, bt->key_len);
+		if (!hs || !t->name || !t->cert || !t->key)
+			goto err_arena;
+		for (uint32_t k = 0; k < bt->nhosts; k++)
+			if (!(hs[k] = arena_strndup(&a, bt->hosts[k], strlen(bt->hosts[k]))))
+				goto err_arena;
+		t->hosts = hs;
+		t->nhosts = bt->nhosts;
+		t->cert_len = bt->cert_len;
+		t->key_len = bt->key_len;
+	}
 	atomic_init(&s->refs, 1);
 	s->arena = a.head;
 	return s;
@@ -733,6 +819,9 @@ void snapshot_release(struct snapshot *s)
 {
 	if (!s)
 		return;
-	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		if (s->tls_ctx_free)
+			s->tls_ctx_free(s->tls_ctx);
 		arena_free_chunks(s->arena);
+	}
 }

@@ -50,6 +50,16 @@ int snapshot_add_route(struct snapshot_builder *b, const char *host, const char 
  * call wins (returns -EEXIST afterwards). */
 int snapshot_set_default_backend(struct snapshot_builder *b, int backend);
 
+/* Sets flags (SNAP_HOST_*) on host, which must have routes by the time the
+ * snapshot is built. Returns 0, -EINVAL or -ENOMEM. */
+int snapshot_set_host_flags(struct snapshot_builder *b, const char *host, uint32_t flags);
+
+/* Adds a certificate (PEM) for hosts, from Secret name ("ns/name").
+ * Everything is copied. Returns 0 or -ENOMEM. */
+int snapshot_add_tls(struct snapshot_builder *b, const char *name, const char *const *hosts,
+		     size_t nhosts, const char *cert, size_t cert_len, const char *key,
+		     size_t key_len);
+
 /* Compiles the builder into a frozen snapshot with the given generation and
  * one reference. The builder can be freed afterwards. Returns NULL on
  * allocation failure. */

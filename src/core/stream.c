@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #define BGID 1
+#define TLS_CHUNK 32768 /* ciphertext block moved from the transport */
+
+static void tls_input(struct stream *s, uint16_t bid, uint32_t len);
 
 /* Returns a free SQE, submitting pending ones first when the SQ is full. */
 struct io_uring_sqe *shard_sqe(struct shard *sh)
@@ -40,6 +43,11 @@ void shard_buf_release(struct shard *sh, uint16_t bid)
 {
 	if (--sh->bufref[bid])
 		return;
+	if (bid >= sh->nbufs) {
+		/* A buffer of decrypted data: back to the shard's own stack. */
+		sh->plain_free[sh->nplain_free++] = bid;
+		return;
+	}
 	io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)bid * sh->cfg->buf_size,
 			      sh->cfg->buf_size, bid, io_uring_buf_ring_mask(sh->nbufs), 0);
 	io_uring_buf_ring_advance(sh->br, 1);
@@ -51,6 +59,16 @@ void shard_buf_release(struct shard *sh, uint16_t bid)
 		s->flags &= (uint16_t)~ST_F_STARVED;
 		stream_want_rx(s);
 	}
+}
+
+/* A free buffer for decrypted data (one reference), or -1. */
+int shard_plain_buf(struct shard *sh)
+{
+	if (!sh->nplain_free)
+		return -1;
+	uint16_t bid = sh->plain_free[--sh->nplain_free];
+	sh->bufref[bid] = 1;
+	return bid;
 }
 
 bool stream_rx_empty(const struct stream *s)
@@ -150,13 +168,13 @@ void stream_want_rx(struct stream *s)
 	s->inflight++;
 }
 
-/* Gives the stream's send queue back to the shard once it is empty. */
-static void txq_put(struct stream *s)
+/* Gives a send queue back to the shard once it is empty. */
+static void txq_put(struct stream *s, struct txq **qp)
 {
-	struct txq *q = s->txq;
+	struct txq *q = *qp;
 	if (!q || q->n || q->sending)
 		return;
-	s->txq = NULL;
+	*qp = NULL;
 	if (s->sh->free_txqs >= 1024) {
 		free(q);
 		return;
@@ -164,6 +182,28 @@ static void txq_put(struct stream *s)
 	q->next_free = s->sh->free_txq;
 	s->sh->free_txq = q;
 	s->sh->free_txqs++;
+}
+
+/* Releases everything a queue holds and gives it back. */
+static void txq_clear(struct stream *s, struct txq **qp)
+{
+	struct txq *q = *qp;
+	if (!q)
+		return;
+	for (uint8_t i = 0; i < q->n; i++) {
+		if (q->tx[i].bid >= 0)
+			shard_buf_release(s->sh, (uint16_t)q->tx[i].bid);
+		free(q->tx[i].heap);
+	}
+	q->n = 0;
+	q->sending = 0;
+	txq_put(s, qp);
+}
+
+/* The queue the socket sends from: the ciphertext one under TLS. */
+static struct txq **wire_queue(struct stream *s)
+{
+	return s->tls ? &s->ctq : &s->txq;
 }
 
 /* Frees the shard's spare send queues. */
@@ -182,16 +222,8 @@ static void stream_finalize(struct stream *s)
 	struct shard *sh = s->sh;
 
 	timer_del(&s->timer); /* in case it was re-armed while closing */
-	if (s->txq) {
-		for (uint8_t i = 0; i < s->txq->n; i++) {
-			if (s->txq->tx[i].bid >= 0)
-				shard_buf_release(sh, (uint16_t)s->txq->tx[i].bid);
-			free(s->txq->tx[i].heap);
-		}
-		s->txq->n = 0;
-		s->txq->sending = 0;
-		txq_put(s);
-	}
+	txq_clear(s, &s->txq);
+	txq_clear(s, &s->ctq);
 	stream_drop_rx(s);
 	if (s->rx != s->rx_inline)
 		free(s->rx);
@@ -240,7 +272,11 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 	if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		s->sh->bufref[bid] = 1;
-		if ((s->flags & ST_F_CLOSING) || rx_push(s, bid, (uint32_t)res) < 0)
+		if (s->flags & ST_F_CLOSING)
+			shard_buf_release(s->sh, bid);
+		else if (s->tls)
+			tls_input(s, bid, (uint32_t)res);
+		else if (rx_push(s, bid, (uint32_t)res) < 0)
 			shard_buf_release(s->sh, bid);
 	}
 	if (!more) {
@@ -270,26 +306,24 @@ bool stream_tx_room(const struct stream *s)
 
 bool stream_tx_idle(const struct stream *s)
 {
-	return !s->txq || s->txq->n == 0;
+	return (!s->txq || s->txq->n == 0) && (!s->ctq || s->ctq->n == 0);
 }
 
-/* Queues data to send; bid >= 0 takes a reference on that buffer; heap is
- * freed once sent. Returns 0 or -ENOBUFS when the queue is full. */
-int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap)
+static int txq_push(struct stream *s, struct txq **qp, char *base, uint32_t len, int32_t bid,
+		    char *heap, uint32_t cap)
 {
-	struct txq *q = s->txq;
+	struct txq *q = *qp;
 	if (!q) {
 		q = s->sh->free_txq;
 		if (q) {
 			s->sh->free_txq = q->next_free;
 			s->sh->free_txqs--;
-		}
-		else if (!(q = malloc(sizeof(*q)))) {
+		} else if (!(q = malloc(sizeof(*q)))) {
 			free(heap);
 			return -ENOMEM;
 		}
 		q->n = q->sending = 0;
-		s->txq = q;
+		*qp = q;
 	}
 	if (bid >= 0 && len <= 4096 && q->n > q->sending) {
 		/* Small data after a heap block not yet being sent (a response
@@ -308,25 +342,108 @@ int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char
 	}
 	if (bid >= 0)
 		s->sh->bufref[bid]++;
-	q->tx[q->n++] = (struct txitem){.base = base, .len = len, .bid = bid, .heap = heap};
+	q->tx[q->n++] =
+		(struct txitem){.base = base, .len = len, .bid = bid, .heap = heap, .cap = cap};
 	return 0;
+}
+
+/* Queues data to send; bid >= 0 takes a reference on that buffer; heap is
+ * freed once sent. Returns 0 or -ENOBUFS when the queue is full. */
+int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap)
+{
+	return txq_push(s, &s->txq, base, len, bid, heap, 0);
 }
 
 /* Queues a heap block of cap bytes holding len bytes to send; it is freed
  * once sent, and small data pushed right after it may be appended to it. */
 int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap)
 {
-	int r = stream_tx_push(s, heap, len, -1, heap);
-	if (r == 0)
-		s->txq->tx[s->txq->n - 1].cap = cap;
-	return r;
+	return txq_push(s, &s->txq, heap, len, -1, heap, cap);
 }
 
-/* Starts one sendmsg of everything queued, unless one is in flight. */
+/* Under TLS: encrypts what waits in the plaintext queue (once the
+ * handshake is done, while the ciphertext queue has room) and moves the
+ * transport's output (handshake, records, alerts) to the ciphertext queue. */
+static void tls_prepare(struct stream *s)
+{
+	const struct transport_ops *t = s->sh->cfg->tls_ops;
+	struct txq *q = s->txq;
+
+	if (q && q->n && t->established(s->tls) && (!s->ctq || s->ctq->n < TX_MAX - 2)) {
+		uint8_t i = 0;
+		for (; i < q->n; i++) {
+			if (t->send(s->tls, q->tx[i].base, q->tx[i].len) < 0)
+				break;
+			if (q->tx[i].bid >= 0)
+				shard_buf_release(s->sh, (uint16_t)q->tx[i].bid);
+			free(q->tx[i].heap);
+		}
+		memmove(q->tx, q->tx + i, sizeof(q->tx[0]) * (size_t)(q->n - i));
+		q->n = (uint8_t)(q->n - i);
+		txq_put(s, &s->txq);
+	}
+	while (!s->ctq || s->ctq->n < TX_MAX) {
+		char *buf = malloc(TLS_CHUNK);
+		size_t n = buf ? t->pending(s->tls, buf, TLS_CHUNK) : 0;
+		if (!n) {
+			free(buf);
+			break;
+		}
+		if (txq_push(s, &s->ctq, buf, (uint32_t)n, -1, buf, 0) < 0)
+			break;
+	}
+}
+
+/* Feeds received bytes to the transport (TLS): decrypted data goes to the
+ * receive queue in buffers of the shard's own; the ciphertext buffer is
+ * returned at once. */
+static void tls_input(struct stream *s, uint16_t bid, uint32_t len)
+{
+	const struct transport_ops *t = s->sh->cfg->tls_ops;
+	const char *in = s->sh->bufs + (size_t)bid * s->sh->cfg->buf_size;
+	size_t off = 0;
+
+	for (int guard = 0; guard < 1024; guard++) {
+		int pb = shard_plain_buf(s->sh);
+		if (pb < 0) {
+			log_warn("stream", "no buffer left for decrypted data: closing a connection");
+			s->flags |= ST_F_ERROR;
+			s->err = -ENOBUFS;
+			break;
+		}
+		size_t used = 0;
+		char *out = s->sh->bufs + (size_t)pb * s->sh->cfg->buf_size;
+		int r = t->recv(s->tls, in + off, len - off, &used, out, s->sh->cfg->buf_size);
+		off += used;
+		if (r > 0 && rx_push(s, (uint16_t)pb, (uint32_t)r) == 0)
+			continue; /* more may be waiting inside the transport */
+		shard_buf_release(s->sh, (uint16_t)pb);
+		if (r < 0) {
+			/* close_notify ends the stream; anything else is an error. */
+			s->flags |= r == -ECONNRESET ? ST_F_EOF : ST_F_ERROR;
+			if (!s->err && r != -ECONNRESET)
+				s->err = r;
+			break;
+		}
+		if (off >= len || !used)
+			break;
+	}
+	shard_buf_release(s->sh, bid);
+	/* Handshake messages or alerts to send, even with nothing else queued. */
+	stream_flush(s);
+}
+
+/* Starts one send of everything queued, unless one is in flight. */
 void stream_flush(struct stream *s)
 {
-	struct txq *q = s->txq;
-	if ((s->flags & (ST_F_SENDING | ST_F_CLOSING | ST_F_ERROR)) || !q || !q->n)
+	if (s->flags & (ST_F_SENDING | ST_F_CLOSING))
+		return;
+	if (s->tls && !(s->flags & ST_F_ERROR))
+		tls_prepare(s);
+	if (s->tls && (s->flags & ST_F_ERROR) && s->err == -EPROTO)
+		tls_prepare(s); /* the alert that explains the failure */
+	struct txq *q = *wire_queue(s);
+	if (!q || !q->n || ((s->flags & ST_F_ERROR) && s->err != -EPROTO))
 		return;
 	if (s->kind == STREAM_UPSTREAM && !(s->flags & ST_F_CONNECTED))
 		return;
@@ -351,12 +468,13 @@ void stream_flush(struct stream *s)
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
-	struct txq *q = s->txq;
+	struct txq **qp = wire_queue(s);
+	struct txq *q = *qp;
 
 	s->flags &= (uint16_t)~ST_F_SENDING;
 	if (res < 0) {
 		s->flags |= ST_F_ERROR;
-		if (!s->err)
+		if (!s->err || s->err == -EPROTO)
 			s->err = res;
 	} else {
 		uint32_t left = (uint32_t)res;
@@ -377,7 +495,7 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 	}
 	q->sending = 0;
 	if (!(s->flags & ST_F_CLOSING))
-		txq_put(s);
+		txq_put(s, qp);
 	if (stream_cqe_done(s, cqe))
 		return;
 	if (!(s->flags & ST_F_CLOSING)) {

@@ -346,7 +346,8 @@ struct k8s_cluster *k8s_cluster_start(const struct k8s_options *o, k8s_publish_f
 	c->controller_class = dup_or_null(o->controller_class, &oom);
 	c->cls = (struct k8s_class_options){.ingress_class = c->ingress_class,
 					    .controller_class = c->controller_class,
-					    .watch_without_class = o->watch_without_class};
+					    .watch_without_class = o->watch_without_class,
+					    .default_ssl_certificate = o->default_ssl_certificate};
 	if (oom)
 		goto err_oom;
 	if (resolve_connection(c, o) < 0)

@@ -252,7 +252,8 @@ struct k8s_controller *k8s_controller_start(const struct k8s_options *o, k8s_pub
 	c->controller_class = strdup_or_null(o->controller_class, &oom);
 	c->cls = (struct k8s_class_options){.ingress_class = c->ingress_class,
 					    .controller_class = c->controller_class,
-					    .watch_without_class = o->watch_without_class};
+					    .watch_without_class = o->watch_without_class,
+					    .default_ssl_certificate = o->default_ssl_certificate};
 	if (S_ISDIR(st.st_mode)) {
 		c->watch_dir = strdup_or_null(o->manifests, &oom);
 	} else {

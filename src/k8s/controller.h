@@ -19,6 +19,7 @@ struct k8s_options {
 	const char *controller_class; /* --controller-class */
 	bool watch_without_class;     /* --watch-ingress-without-class */
 	uint32_t debounce_ms;         /* delay between a change and the rebuild */
+	const char *default_ssl_certificate; /* --default-ssl-certificate ns/name (must outlive) */
 
 	/* API server source (used when manifests is NULL). */
 	const char *kubeconfig;         /* --kubeconfig PATH, or NULL: in-cluster */

@@ -32,6 +32,7 @@ static const struct kind_info kinds[] = {
 	{"Ingress", "networking.k8s.io/v1", true},
 	{"Service", "v1", true},
 	{"EndpointSlice", "discovery.k8s.io/v1", true},
+	{"Secret", "v1", true},
 };
 
 struct load {

@@ -41,6 +41,7 @@
 #include "k8s/endpoints.h"
 #include "k8s/sliceindex.h"
 #include "k8s/annotations.h"
+#include "k8s/tlsconfig.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -479,6 +480,8 @@ static int add_ingress(struct tr *t, const struct k8s_object *ing)
 
 	t->ns = ing->ns;
 	t->name = ing->name;
+	if (k8s_tls_add_ingress(t->s, ing, t->b) == -ENOMEM)
+		return -ENOMEM;
 	k8s_annotations_backend_opts(jget(jget(ing->obj, "metadata"), "annotations"), t->ns, t->name,
 				     &t->opts);
 	k8s_annotations_suffix(&t->opts, t->opts_suffix, sizeof(t->opts_suffix));
@@ -572,6 +575,9 @@ struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 		if (add_ingress(&t, ours[i]) < 0)
 			goto err;
 	}
+	if (o->default_ssl_certificate &&
+	    k8s_tls_add_default(s, o->default_ssl_certificate, t.b) == -ENOMEM)
+		goto err;
 	free(ours);
 	free(t.resolved);
 	k8s_slice_index_free(t.slices);

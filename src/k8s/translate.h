@@ -17,6 +17,7 @@ struct k8s_class_options {
 	const char *ingress_class;    /* --ingress-class, e.g. "ringress" */
 	const char *controller_class; /* --controller-class (IngressClass spec.controller) */
 	bool watch_without_class;     /* serve Ingresses without any class */
+	const char *default_ssl_certificate; /* "ns/name" of the default TLS Secret, or NULL */
 };
 
 /* Counters of one translation, for logs and tests. */

@@ -212,8 +212,8 @@ static pid_t ringress_v(int http, int admin, va_list ap)
 	snprintf(ap_, sizeof(ap_), "%d", admin);
 	char *argv[64] = {(char *)env_bin("RINGRESS_BIN", "zig-out/bin/ringress"),
 			  "--manifests", H.manifests, "--bind", "127.0.0.1", "--http-port", hp,
-			  "--admin-port", ap_, "--log-level", "debug"};
-	int n = 11;
+			  "--admin-port", ap_, "--log-level", "debug", "--https-port", "0"};
+	int n = 13;
 	const char *a;
 	while ((a = va_arg(ap, const char *)) && n < 63)
 		argv[n++] = (char *)a;

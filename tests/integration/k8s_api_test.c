@@ -525,6 +525,7 @@ Test(k8s_api, in_cluster_service_account)
 	const char *bin = getenv("RINGRESS_BIN");
 	char *argv[] = {(char *)(bin ? bin : "zig-out/bin/ringress"), "--serviceaccount-dir", sa,
 			"--bind", "127.0.0.1", "--http-port", hp, "--admin-port", ap, "--shards", "1",
+			"--https-port", "0",
 			"--publish-status-address", "10.1.2.3", NULL};
 	cr_assert_gt(h_spawn("ringress", argv), 0);
 	unsetenv("KUBERNETES_SERVICE_HOST");

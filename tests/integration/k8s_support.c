@@ -222,6 +222,8 @@ pid_t k_ringress(const char *name, const char *kubeconfig, int http, int admin, 
 	argv[n++] = ap_;
 	argv[n++] = "--log-level";
 	argv[n++] = "debug";
+	argv[n++] = "--https-port";
+	argv[n++] = "0";
 	argv[n++] = "--shards";
 	argv[n++] = "1";
 	va_start(ap, admin);

@@ -167,7 +167,7 @@ Test(http1, response_head_rewritten)
 	      "Transfer-Encoding: chunked\r\nX-App: 1\r\n\r\n",
 	      65536);
 	cr_assert_eq(ps.err, HPE_PAUSED);
-	int n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, sizeof(out));
+	int n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, NULL, out, sizeof(out));
 	cr_assert_gt(n, 0);
 	out[n] = 0;
 	cr_expect(!strncmp(out, "HTTP/1.1 200 Fine\r\n", 19), "%s", out);
@@ -177,19 +177,19 @@ Test(http1, response_head_rewritten)
 	cr_expect_null(strstr(out, "Keep-Alive"));
 	cr_expect_null(strstr(out, "Connection"));
 
-	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, true, false, true, out, sizeof(out));
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, true, false, true, NULL, out, sizeof(out));
 	out[n] = 0;
 	cr_expect(strstr(out, "Connection: close\r\n"));
 	cr_expect_null(strstr(out, "Transfer-Encoding"), "de-chunked body keeps TE: %s", out);
-	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, true, false, out, sizeof(out));
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, true, false, NULL, out, sizeof(out));
 	out[n] = 0;
 	cr_expect(strstr(out, "Connection: keep-alive\r\n"));
-	cr_expect_eq(http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, 20),
+	cr_expect_eq(http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, NULL, out, 20),
 		     -ENOSPC);
 	done(&ps);
 
 	parse(&ps, HTTP_RESPONSE, "HTTP/1.1 204 No Content\r\nServer: app\r\n\r\n", 65536);
-	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, out, sizeof(out));
+	n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, NULL, out, sizeof(out));
 	out[n] = 0;
 	cr_expect(strstr(out, "Server: app\r\n"));
 	cr_expect_null(strstr(out, "ringress"), "upstream Server replaced: %s", out);
