@@ -142,10 +142,10 @@ static const struct flag flags[] = {
 	 "When a request may go to another endpoint: error, timeout, off"},
 	{"proxy-next-upstream-tries", F_INT, &opt.next_upstream_tries, "3",
 	 "Endpoints tried at most per request"},
-	{"splice-mode", F_SPLICE, &opt.core.splice_mode, "off",
+	{"splice-mode", F_SPLICE, &opt.core.splice_mode, "poll",
 	 "How large response bodies move: off (buffers), poll (splice(2) on the shard) or uring "
 	 "(IORING_OP_SPLICE in io-wq)"},
-	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "1m",
+	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "64k",
 	 "Response bodies of at least this many bytes (Content-Length) are spliced"},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut"},

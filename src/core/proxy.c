@@ -985,7 +985,8 @@ static int response_head(struct conn *c, struct upstream *u)
 	c->rs = RS_BODY;
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
 		c->rs = RS_DONE;
-	else if (splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
+	else if (!c->s.tls && splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
+		/* (Never under TLS: the bytes must be encrypted on the way.) */
 		c->flags |= C_F_SPLICE_PENDING;
 		u->s.flags |= ST_F_RX_PAUSED;
 		stream_want_rx(&u->s); /* cancels the multishot recv */
