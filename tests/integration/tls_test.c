@@ -235,3 +235,49 @@ Test(tls, rotation_versions_and_garbage)
 	cr_expect_eq(r.status, 200);
 	h_resp_free(&r);
 }
+
+/* First line of `openssl s_client` output that contains needle ("" if none). */
+static void s_client_grep(int port, const char *args, const char *needle, char *out, size_t cap)
+{
+	char cmd[800];
+	snprintf(cmd, sizeof(cmd),
+		 "echo | timeout 10 openssl s_client -connect 127.0.0.1:%d %s 2>&1 | grep -m1 '%s'",
+		 port, args, needle);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	pclose(p);
+}
+
+Test(tls, alpn_and_stalled_handshake)
+{
+	int echo = H_PORT(103, 0), http = H_PORT(103, 1), admin = H_PORT(103, 2),
+	    https = H_PORT(103, 3);
+	char hp[16], line[512];
+
+	cr_assert_gt(h_echo("web", echo), 0);
+	setup_manifests(echo);
+	snprintf(hp, sizeof(hp), "%d", https);
+	pid_t pid = h_ringress_ready(http, admin, "--https-port", hp, "--client-header-timeout",
+				     "1s", NULL);
+	cr_assert_gt(pid, 0);
+
+	s_client_grep(https, "-servername a.example.com -alpn h2,http/1.1", "ALPN protocol", line,
+		      sizeof(line));
+	cr_expect(strstr(line, "http/1.1"), "ALPN with h2 offered first: %s", line);
+	s_client_grep(https, "-servername a.example.com -alpn h2", "alert", line, sizeof(line));
+	cr_expect(strstr(line, "no application protocol") || strstr(line, "alert"),
+		  "h2-only ALPN was not refused: %s", line);
+
+	/* A client that connects and never finishes its handshake is cut. */
+	struct h_conn c;
+	int64_t t0 = h_now_ms();
+	cr_assert_eq(h_conn_open(&c, https, 2000), 0);
+	static const char partial[] = "\x16\x03\x01\x00\xc8\x01"; /* a ClientHello's first bytes */
+	cr_assert_eq(h_conn_send(&c, partial, sizeof(partial) - 1, 1000), 0);
+	cr_expect_eq(h_conn_wait_closed(&c, 8000), 0, "stalled handshake kept open");
+	cr_expect_lt(h_now_ms() - t0, 8000);
+	h_conn_close(&c);
+	cr_expect(h_alive(pid));
+}
