@@ -1,10 +1,7 @@
-/* ingclass.h - which Ingresses belong to this controller, for code other
- * than the translation (status.c).
- *
- * The rules are those of translate.c (spec.ingressClassName, then the
+/* ingclass.h - which Ingresses belong to this controller (translation and
+ * status share these rules): spec.ingressClassName, then the
  * kubernetes.io/ingress.class annotation, then a default IngressClass of
- * ours or --watch-ingress-without-class), without the logging. translate.c
- * keeps a private copy today; it can call these instead. */
+ * ours or --watch-ingress-without-class. */
 #ifndef RINGRESS_K8S_INGCLASS_H
 #define RINGRESS_K8S_INGCLASS_H
 

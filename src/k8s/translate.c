@@ -41,6 +41,7 @@
 #include "k8s/endpoints.h"
 #include "k8s/sliceindex.h"
 #include "k8s/annotations.h"
+#include "k8s/ingclass.h"
 #include "k8s/tlsconfig.h"
 
 #include <arpa/inet.h>
@@ -50,8 +51,6 @@
 #include <string.h>
 
 #define TAG "k8s"
-#define ANN_CLASS "kubernetes.io/ingress.class"
-#define ANN_DEFAULT_CLASS "ingressclass.kubernetes.io/is-default-class"
 #define LABEL_SERVICE "kubernetes.io/service-name"
 
 struct tr {
@@ -106,55 +105,13 @@ static bool streq(const char *a, const char *b)
 	return a && b && !strcmp(a, b);
 }
 
-/* ---- class selection ------------------------------------------------------ */
-
-static bool class_is_ours(const struct tr *t, const cJSON *ic)
-{
-	return streq(jstr(jget(ic, "spec"), "controller"), t->o->controller_class);
-}
-
-static bool have_default_class(const struct tr *t)
-{
-	size_t n;
-	const struct k8s_object *v = k8s_store_list(t->s, "IngressClass", &n);
-
-	for (size_t i = 0; i < n; i++) {
-		const cJSON *ann = jget(jget(v[i].obj, "metadata"), "annotations");
-		const cJSON *d = jget(ann, ANN_DEFAULT_CLASS);
-		bool is_default = cJSON_IsTrue(d) || (cJSON_IsString(d) && streq(d->valuestring,
-										   "true"));
-		if (is_default && class_is_ours(t, v[i].obj))
-			return true;
-	}
-	return false;
-}
+/* ---- class selection: the rules live in ingclass.c ------------------------- */
 
 static bool ingress_is_ours(const struct tr *t, const struct k8s_object *ing, bool dflt)
 {
-	const char *cls = jstr(jget(ing->obj, "spec"), "ingressClassName");
-	const char *ann = jstr(jget(jget(ing->obj, "metadata"), "annotations"), ANN_CLASS);
-
-	if (cls && *cls) {
-		if (streq(cls, t->o->ingress_class))
-			return true;
-		const struct k8s_object *ic = k8s_store_get(t->s, "IngressClass", "", cls);
-		if (ic && class_is_ours(t, ic->obj))
-			return true;
-		log_debug(TAG, "ingress %s/%s: class %s is not ours, ignored", ing->ns, ing->name,
-			  cls);
-		return false;
-	}
-	if (ann && *ann) {
-		if (streq(ann, t->o->ingress_class))
-			return true;
-		log_debug(TAG, "ingress %s/%s: annotation class %s is not ours, ignored", ing->ns,
-			  ing->name, ann);
-		return false;
-	}
-	if (t->o->watch_without_class || dflt)
+	if (k8s_ingress_is_ours(t->s, t->o, ing->obj, dflt))
 		return true;
-	log_debug(TAG, "ingress %s/%s: no class and no default class of ours, ignored", ing->ns,
-		  ing->name);
+	log_debug(TAG, "ingress %s/%s: not of our class, ignored", ing->ns, ing->name);
 	return false;
 }
 
@@ -561,7 +518,7 @@ struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 		goto err;
 	if (n && !(ours = malloc(n * sizeof(*ours))))
 		goto err;
-	bool dflt = have_default_class(&t);
+	bool dflt = k8s_have_default_class(s, o);
 	for (size_t i = 0; i < n; i++) {
 		if (ingress_is_ours(&t, &ing[i], dflt))
 			ours[nours++] = &ing[i];
