@@ -23,15 +23,17 @@ void balancer_init(struct balancer *b, uint8_t default_lb, uint32_t max_fails,
 
 void balancer_deinit(struct balancer *b)
 {
-	for (int i = 0; i < BAL_BUCKETS; i++) {
+	for (uint32_t i = 0; i < b->nbuckets; i++) {
 		struct ep_state *st = b->tab[i];
 		while (st) {
 			struct ep_state *n = st->next;
 			free(st);
 			st = n;
 		}
-		b->tab[i] = NULL;
 	}
+	free(b->tab);
+	b->tab = NULL;
+	b->nbuckets = 0;
 	b->count = 0;
 }
 
@@ -44,10 +46,34 @@ static uint64_t rnd(struct balancer *b)
 	return b->rng * 0x2545F4914F6CDD1Dull;
 }
 
+/* Doubles the chains' table (keeps chains short with 50,000 endpoints). */
+static int grow(struct balancer *b)
+{
+	uint32_t n = b->nbuckets ? b->nbuckets * 2 : 1024;
+	struct ep_state **tab = calloc(n, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->nbuckets; i++) {
+		struct ep_state *st = b->tab[i];
+		while (st) {
+			struct ep_state *next = st->next;
+			st->next = tab[st->hash & (n - 1)];
+			tab[st->hash & (n - 1)] = st;
+			st = next;
+		}
+	}
+	free(b->tab);
+	b->tab = tab;
+	b->nbuckets = n;
+	return 0;
+}
+
 static struct ep_state *state_get(struct balancer *b, const struct snap_endpoint *ep)
 {
 	uint32_t h = snapshot_hash(&ep->addr, ep->addrlen, 0);
-	struct ep_state **slot = &b->tab[h % BAL_BUCKETS];
+	if (b->count >= b->nbuckets && grow(b) < 0 && !b->nbuckets)
+		return NULL;
+	struct ep_state **slot = &b->tab[h & (b->nbuckets - 1)];
 
 	for (struct ep_state *st = *slot; st; st = st->next)
 		if (st->hash == h && st->addrlen == ep->addrlen &&
@@ -117,7 +143,7 @@ void balancer_sweep(struct balancer *b, struct bal_view *const *views, int nview
 		for (uint32_t k = 0; k < total; k++)
 			views[i]->eps[k]->mark = b->epoch;
 	}
-	for (int i = 0; i < BAL_BUCKETS; i++) {
+	for (uint32_t i = 0; i < b->nbuckets; i++) {
 		struct ep_state **pp = &b->tab[i];
 		while (*pp) {
 			struct ep_state *st = *pp;

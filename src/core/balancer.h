@@ -30,10 +30,9 @@ struct ep_state {
 	uint64_t ewma_at;     /* ms of the last update */
 };
 
-#define BAL_BUCKETS 1024
-
 struct balancer {
-	struct ep_state *tab[BAL_BUCKETS];
+	struct ep_state **tab; /* hash chains; nbuckets (a power of two) >= count */
+	uint32_t nbuckets;
 	uint32_t epoch;
 	uint32_t count;
 	uint64_t rng;
