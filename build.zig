@@ -33,7 +33,20 @@ fn cFiles(b: *std.Build, dir: []const u8) []const []const u8 {
     return list.items;
 }
 
+/// -Dwolfssl-prefix: a wolfSSL installed under PATH (./bootstrap.sh --fast-crypto), used
+/// instead of the system one: PATH/include before the system headers, PATH/lib before the
+/// system libraries, and PATH/lib as an rpath so the binary loads that libwolfssl.so.
+var wolfssl_prefix: ?[]const u8 = null;
+
 fn addIncludes(c: *std.Build.Step.Compile) void {
+    if (wolfssl_prefix) |p| {
+        const b = c.step.owner;
+        c.addIncludePath(.{ .cwd_relative = b.pathJoin(&.{ p, "include" }) });
+        if (c.kind == .exe or c.kind == .@"test" or (c.kind == .lib and c.linkage == .dynamic)) {
+            c.addLibraryPath(.{ .cwd_relative = b.pathJoin(&.{ p, "lib" }) });
+            c.addRPath(.{ .cwd_relative = b.pathJoin(&.{ p, "lib" }) });
+        }
+    }
     c.addIncludePath(.{ .path = "src" });
     c.addSystemIncludePath(.{ .path = "/usr/share/include/llhttp" });
     c.linkLibC();
@@ -42,6 +55,7 @@ fn addIncludes(c: *std.Build.Step.Compile) void {
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimisation mode (default ReleaseSafe)") orelse .ReleaseSafe;
+    wolfssl_prefix = b.option([]const u8, "wolfssl-prefix", "Use the wolfSSL installed under this prefix (./bootstrap.sh --fast-crypto) instead of the system one");
 
     // core: data plane. liburing + llhttp only.
     const core = b.addStaticLibrary(.{ .name = "ringress-core", .target = target, .optimize = optimize });
