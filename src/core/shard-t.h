@@ -153,6 +153,7 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 #define C_F_UPGRADE (1u << 12)    /* request asks for a protocol upgrade */
 #define C_F_TUNNEL (1u << 13)     /* upgraded: raw bytes both ways */
 #define C_F_SPLICE_PENDING (1u << 14) /* response body will move by splice */
+#define C_F_NOTIFIED (1u << 15)   /* TLS close_notify queued */
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
