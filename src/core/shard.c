@@ -225,6 +225,9 @@ static int ring_init(struct shard *sh)
 	}
 	if (ret < 0)
 		return ret;
+	/* A registered ring fd spares the fd lookup of every io_uring_enter. */
+	if (io_uring_register_ring_fd(&sh->ring) < 0)
+		log_debug("shard", "shard %d: ring fd not registered", sh->id);
 	if (sh->cfg->splice_mode == SPLICE_MODE_URING) {
 		/* IORING_OP_SPLICE runs in io-wq: keep its workers few and on
 		 * this shard's CPU. */
