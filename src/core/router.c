@@ -220,10 +220,10 @@ const struct snap_backend *router_match(const struct snapshot *s, const char *ho
 			continue;
 		if (p->type == SNAP_PATH_EXACT) {
 			if (p->len == pathlen && !memcmp(p->path, path, pathlen))
-				return p->backend;
+				return &s->backends[p->backend];
 		} else if (p->len == 1 || (!memcmp(p->path, path, p->len) &&
 					   (p->len == pathlen || path[p->len] == '/'))) {
-			return p->backend;
+			return &s->backends[p->backend];
 		}
 	}
 	return s->default_backend;

@@ -76,7 +76,7 @@ struct snap_path {
 	const char *path; /* normalised: no trailing '/' for Prefix except "/" */
 	uint32_t len;
 	uint8_t type; /* enum snap_path_type */
-	const struct snap_backend *backend;
+	uint32_t backend; /* id: index in snapshot->backends */
 };
 
 /* The path rules of one host, sorted so that the first match is the best:
@@ -129,7 +129,8 @@ struct snapshot {
 	void *tls_ctx;                   /* owned; freed with tls_ctx_free */
 	void (*tls_ctx_free)(void *ctx);
 
-	void *arena; /* private to snapshot.c */
+	void *arena;  /* private to snapshot.c: backends and endpoints */
+	void *shared; /* private to snapshot.c: routes, shared by endpoint-only rebuilds */
 };
 
 #endif

@@ -284,6 +284,20 @@ int snapshot_add_backend(struct snapshot_builder *b, const char *name)
 	return (int)id;
 }
 
+int snapshot_set_endpoints(struct snapshot_builder *b, int backend,
+			   const struct snap_endpoint *eps, uint32_t n)
+{
+	if (backend < 0 || (uint32_t)backend >= b->nbackends)
+		return -EINVAL;
+	struct bld_backend *be = &b->backends[backend];
+	if (array_reserve((void **)&be->eps, &be->epcap, n ? n : 1, sizeof(*be->eps)))
+		return -ENOMEM;
+	if (n)
+		memcpy(be->eps, eps, (size_t)n * sizeof(*eps));
+	be->neps = n;
+	return 0;
+}
+
 int snapshot_set_backend_opts(struct snapshot_builder *b, int backend,
 			      const struct snap_backend_opts *o)
 {
@@ -684,8 +698,7 @@ static uint32_t table_cap(uint32_t n)
 }
 
 /* Copies one builder host into the arena. Returns NULL on failure. */
-static struct snap_host *build_host(struct arena *a, const struct bld_host *bh,
-				    struct snap_backend *backends)
+static struct snap_host *build_host(struct arena *a, const struct bld_host *bh)
 {
 	struct snap_host *sh = arena_zalloc(a, sizeof(*sh));
 
@@ -706,7 +719,7 @@ static struct snap_host *build_host(struct arena *a, const struct bld_host *bh,
 			return NULL;
 		sp->len = bp->len;
 		sp->type = bp->type;
-		sp->backend = &backends[bp->backend];
+		sp->backend = bp->backend;
 	}
 	if (sh->npaths > 1)
 		qsort(sh->paths, sh->npaths, sizeof(*sh->paths), path_cmp);
@@ -725,33 +738,50 @@ static void table_insert(struct snap_host **tab, uint32_t cap, struct snap_host 
 }
 
 /* Compiles the builder into a frozen snapshot with one reference. */
-struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
-{
-	struct arena a = { 0 };
-	struct snapshot *s = arena_zalloc(&a, sizeof(*s));
+/* The routing part of a snapshot (host tables, paths, certificates), which
+ * an endpoint-only rebuild shares with its predecessor. */
+struct routes_share {
+	_Atomic uint32_t refs;
+	struct arena_chunk *chunks;
+};
 
-	if (!s)
-		goto err_arena;
-	s->generation = generation;
-	s->nbackends = b->nbackends;
-	s->backends = arena_zalloc(&a, (size_t)b->nbackends * sizeof(*s->backends) + 1);
-	if (!s->backends)
-		goto err_arena;
+/* Copies the builder's backends and their endpoints into arena a. */
+static struct snap_backend *build_backends(struct arena *a, const struct snapshot_builder *b)
+{
+	struct snap_backend *bs = arena_zalloc(a, (size_t)b->nbackends * sizeof(*bs) + 1);
+	if (!bs)
+		return NULL;
 	for (uint32_t i = 0; i < b->nbackends; i++) {
 		const struct bld_backend *be = &b->backends[i];
-		struct snap_backend *sb = &s->backends[i];
-		sb->name = arena_strndup(&a, be->name, be->len);
+		struct snap_backend *sb = &bs[i];
+		sb->name = arena_strndup(a, be->name, be->len);
 		sb->id = i;
 		sb->nendpoints = be->neps;
-		sb->endpoints = arena_alloc(&a, (size_t)be->neps * sizeof(*be->eps) + 1);
+		sb->endpoints = arena_alloc(a, (size_t)be->neps * sizeof(*be->eps) + 1);
 		if (!sb->name || !sb->endpoints)
-			goto err_arena;
+			return NULL;
 		if (be->neps)
 			memcpy(sb->endpoints, be->eps, (size_t)be->neps * sizeof(*be->eps));
 		sb->opts = be->opts;
-		if (sb->opts.lb == SNAP_LB_HASH && ring_build(&a, sb) < 0)
-			goto err_arena;
+		if (sb->opts.lb == SNAP_LB_HASH && ring_build(a, sb) < 0)
+			return NULL;
 	}
+	return bs;
+}
+
+struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
+{
+	struct arena a = { 0 }, r = { 0 };
+	struct snapshot *s = arena_zalloc(&a, sizeof(*s));
+	struct routes_share *share = arena_zalloc(&r, sizeof(*share));
+
+	if (!s || !share)
+		goto err_arena;
+	s->generation = generation;
+	s->nbackends = b->nbackends;
+	s->backends = build_backends(&a, b);
+	if (!s->backends)
+		goto err_arena;
 
 	uint32_t nexact = 0, nwild = 0;
 	for (uint32_t i = 0; i < b->nhosts; i++) {
@@ -764,15 +794,15 @@ struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
 	}
 	s->hosts_cap = table_cap(nexact);
 	s->wild_cap = table_cap(nwild);
-	s->hosts = arena_zalloc(&a, (size_t)s->hosts_cap * sizeof(*s->hosts) + 1);
-	s->wild = arena_zalloc(&a, (size_t)s->wild_cap * sizeof(*s->wild) + 1);
+	s->hosts = arena_zalloc(&r, (size_t)s->hosts_cap * sizeof(*s->hosts) + 1);
+	s->wild = arena_zalloc(&r, (size_t)s->wild_cap * sizeof(*s->wild) + 1);
 	if (!s->hosts || !s->wild)
 		goto err_arena;
 	for (uint32_t i = 0; i < b->nhosts; i++) {
 		const struct bld_host *bh = &b->hosts[i];
 		if (!bh->npaths)
 			continue;
-		struct snap_host *sh = build_host(&a, bh, s->backends);
+		struct snap_host *sh = build_host(&r, bh);
 		if (!sh)
 			goto err_arena;
 		if (!bh->len)
@@ -785,33 +815,69 @@ struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation)
 	if (b->default_backend >= 0)
 		s->default_backend = &s->backends[b->default_backend];
 	s->ntls = b->ntls;
-	s->tls = arena_zalloc(&a, (size_t)b->ntls * sizeof(*s->tls) + 1);
+	s->tls = arena_zalloc(&r, (size_t)b->ntls * sizeof(*s->tls) + 1);
 	if (!s->tls)
 		goto err_arena;
 	for (uint32_t i = 0; i < b->ntls; i++) {
 		const struct snap_tls *bt = &b->tls[i];
 		struct snap_tls *t = &s->tls[i];
-		const char **hs = arena_zalloc(&a, (size_t)bt->nhosts * sizeof(*hs) + 1);
-		t->name = arena_strndup(&a, bt->name, strlen(bt->name));
-		t->cert = arena_strndup(&a, bt->cert, bt->cert_len);
-		t->key = arena_strndup(&a, bt->key, bt->key_len);
+		const char **hs = arena_zalloc(&r, (size_t)bt->nhosts * sizeof(*hs) + 1);
+		t->name = arena_strndup(&r, bt->name, strlen(bt->name));
+		t->cert = arena_strndup(&r, bt->cert, bt->cert_len);
+		t->key = arena_strndup(&r, bt->key, bt->key_len);
 		if (!hs || !t->name || !t->cert || !t->key)
 			goto err_arena;
 		for (uint32_t k = 0; k < bt->nhosts; k++)
-			if (!(hs[k] = arena_strndup(&a, bt->hosts[k], strlen(bt->hosts[k]))))
+			if (!(hs[k] = arena_strndup(&r, bt->hosts[k], strlen(bt->hosts[k]))))
 				goto err_arena;
 		t->hosts = hs;
 		t->nhosts = bt->nhosts;
 		t->cert_len = bt->cert_len;
 		t->key_len = bt->key_len;
 	}
+	atomic_init(&share->refs, 1);
+	share->chunks = r.head;
+	s->shared = share;
 	atomic_init(&s->refs, 1);
 	s->arena = a.head;
 	return s;
 
 err_arena:
 	arena_free_chunks(a.head);
+	arena_free_chunks(r.head);
 	return NULL;
+}
+
+struct snapshot *snapshot_rebuild_endpoints(const struct snapshot *prev,
+					    struct snapshot_builder *b, uint64_t generation)
+{
+	struct arena a = { 0 };
+	struct snapshot *s;
+
+	if (b->nbackends != prev->nbackends)
+		return NULL;
+	for (uint32_t i = 0; i < b->nbackends; i++)
+		if (strcmp(b->backends[i].name, prev->backends[i].name))
+			return NULL;
+	s = arena_zalloc(&a, sizeof(*s));
+	if (!s)
+		return NULL;
+	*s = *prev; /* host tables, paths and certificates are shared */
+	s->generation = generation;
+	s->tls_ctx = NULL;
+	s->tls_ctx_free = NULL;
+	s->backends = build_backends(&a, b);
+	if (!s->backends) {
+		arena_free_chunks(a.head);
+		return NULL;
+	}
+	if (prev->default_backend)
+		s->default_backend = &s->backends[prev->default_backend - prev->backends];
+	atomic_fetch_add_explicit(&((struct routes_share *)prev->shared)->refs, 1,
+				  memory_order_relaxed);
+	atomic_init(&s->refs, 1);
+	s->arena = a.head;
+	return s;
 }
 
 /* Drops one reference; the last one frees the whole arena. */
@@ -820,8 +886,11 @@ void snapshot_release(struct snapshot *s)
 	if (!s)
 		return;
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		struct routes_share *share = s->shared;
 		if (s->tls_ctx_free)
 			s->tls_ctx_free(s->tls_ctx);
+		if (share && atomic_fetch_sub_explicit(&share->refs, 1, memory_order_acq_rel) == 1)
+			arena_free_chunks(share->chunks);
 		arena_free_chunks(s->arena);
 	}
 }

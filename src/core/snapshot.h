@@ -21,6 +21,12 @@ void snapshot_builder_free(struct snapshot_builder *b);
  * (with no endpoints) on first use; or -ENOMEM. */
 int snapshot_add_backend(struct snapshot_builder *b, const char *name);
 
+/* Replaces the endpoints of backend id by a copy of eps[0..n) (an
+ * endpoint-only rebuild keeping a backend as it was). Returns 0, -EINVAL or
+ * -ENOMEM. */
+int snapshot_set_endpoints(struct snapshot_builder *b, int backend,
+			   const struct snap_endpoint *eps, uint32_t n);
+
 /* Sets the options of backend id (annotations). Backends with different
  * options must have different names. Returns 0 or -EINVAL. */
 int snapshot_set_backend_opts(struct snapshot_builder *b, int backend,
@@ -64,6 +70,14 @@ int snapshot_add_tls(struct snapshot_builder *b, const char *name, const char *c
  * one reference. The builder can be freed afterwards. Returns NULL on
  * allocation failure. */
 struct snapshot *snapshot_build(struct snapshot_builder *b, uint64_t generation);
+
+/* An endpoint-only rebuild: a new snapshot with b's backends (the same
+ * names, in the same order, as prev's: only endpoints and options may
+ * differ) that shares prev's hosts, paths and certificates. b holds no
+ * routes. Returns NULL when b's backends do not match prev's (the caller
+ * then rebuilds everything) or on allocation failure. */
+struct snapshot *snapshot_rebuild_endpoints(const struct snapshot *prev,
+					    struct snapshot_builder *b, uint64_t generation);
 
 /* Takes one more reference. */
 static inline struct snapshot *snapshot_acquire(struct snapshot *s)

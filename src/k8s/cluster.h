@@ -16,7 +16,7 @@
 #include "k8s/controller.h"
 
 /* Longest wait before an EndpointSlice-only change is published. */
-#define K8S_ENDPOINT_DEBOUNCE_MS 20
+#define K8S_ENDPOINT_DEBOUNCE_MS 5
 
 struct k8s_cluster;
 

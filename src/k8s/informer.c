@@ -237,7 +237,7 @@ static void list_done(int result, long status, const char *body, size_t len, con
 	log_info(TAG, "list %s: %zu objects at resourceVersion %s%s", inf->kind->kind, n,
 		 inf->rv ? inf->rv : "?", inf->synced ? " (relist)" : "");
 	inf->synced = true;
-	inf->changed(inf->arg, inf->kind);
+	inf->changed(inf->arg, inf->kind, NULL);
 	start_watch(inf);
 	return;
 
@@ -312,7 +312,7 @@ static void apply_event(struct k8s_informer *inf, struct k8s_event *ev)
 		log_debug(TAG, "watch %s: DELETED %s", inf->kind->kind,
 			  k8s_object_id(ev->object, id, sizeof(id)));
 		if (r == 0)
-			inf->changed(inf->arg, inf->kind);
+			inf->changed(inf->arg, inf->kind, ev->object);
 	} else {
 		log_debug(TAG, "watch %s: %s %s", inf->kind->kind, names[ev->type],
 			  k8s_object_id(ev->object, id, sizeof(id)));
@@ -322,7 +322,8 @@ static void apply_event(struct k8s_informer *inf, struct k8s_event *ev)
 			ev->object = NULL; /* the store owns it now, even on error */
 			r = k8s_store_upsert(inf->store, inf->kind->kind, ns, name, obj, NULL, 0);
 			if (r >= 0)
-				inf->changed(inf->arg, inf->kind);
+				inf->changed(inf->arg, inf->kind,
+					     k8s_store_get(inf->store, inf->kind->kind, ns, name)->obj);
 			else
 				log_error(TAG, "watch %s: cannot store %s: %s", inf->kind->kind, id,
 					  strerror(-r));

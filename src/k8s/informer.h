@@ -49,8 +49,10 @@ struct k8s_informer_tuning {
 };
 
 /* Called when the informer changed the store (an event applied or a list
- * replaced the kind). */
-typedef void (*k8s_informer_changed_fn)(void *arg, const struct k8s_kind *kind);
+ * replaced the kind). obj is the object the event added, changed or
+ * deleted (valid during the call only), or NULL after a list. */
+typedef void (*k8s_informer_changed_fn)(void *arg, const struct k8s_kind *kind,
+					const cJSON *obj);
 
 struct k8s_informer;
 

@@ -1,6 +1,7 @@
 /* sliceindex.c - EndpointSlices by (namespace, Service); see sliceindex.h. */
 #include "k8s/sliceindex.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,46 @@ struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s)
 		const char *svc = service_of(sl[i].obj);
 		if (svc)
 			ix->v[ix->n++] = (struct entry){sl[i].ns, svc, &sl[i], i};
+	}
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), entry_cmp);
+	for (size_t i = 0; i < ix->n; i++)
+		ix->objs[i] = ix->v[i].obj;
+	return ix;
+}
+
+struct k8s_slice_index *k8s_slice_index_new_only(const struct k8s_store *s,
+						 const char *const *services, size_t nsvc)
+{
+	struct k8s_slice_index *ix = calloc(1, sizeof(*ix));
+	size_t n;
+	const struct k8s_object *sl = k8s_store_list(s, "EndpointSlice", &n);
+
+	if (!ix)
+		return NULL;
+	if (!n)
+		return ix;
+	ix->v = malloc(n * sizeof(*ix->v));
+	ix->objs = malloc(n * sizeof(*ix->objs));
+	if (!ix->v || !ix->objs) {
+		k8s_slice_index_free(ix);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(sl[i].ns);
+		bool want = false;
+		for (size_t k = 0; k < nsvc && !want; k++)
+			want = !strncmp(services[k], sl[i].ns, nl) && services[k][nl] == '/';
+		if (!want)
+			continue;
+		const char *svc = service_of(sl[i].obj);
+		for (size_t k = 0; svc && k < nsvc; k++) {
+			if (!strncmp(services[k], sl[i].ns, nl) && services[k][nl] == '/' &&
+			    !strcmp(services[k] + nl + 1, svc)) {
+				ix->v[ix->n++] = (struct entry){sl[i].ns, svc, &sl[i], i};
+				break;
+			}
+		}
 	}
 	if (ix->n > 1)
 		qsort(ix->v, ix->n, sizeof(*ix->v), entry_cmp);

@@ -22,6 +22,12 @@ struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s);
 /* Frees the index (not the objects). NULL accepted. */
 void k8s_slice_index_free(struct k8s_slice_index *ix);
 
+/* An index of only the slices of services ("namespace/name", n of them):
+ * one pass over the slices, no sort of all of them (endpoint-only updates).
+ * NULL on allocation failure. */
+struct k8s_slice_index *k8s_slice_index_new_only(const struct k8s_store *s,
+						 const char *const *services, size_t n);
+
 /* The slices of Service ns/svc, in store order (by slice name), and their
  * count in *n; NULL and 0 when none. */
 const struct k8s_object *const *k8s_slice_index_find(const struct k8s_slice_index *ix,

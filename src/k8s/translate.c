@@ -548,3 +548,73 @@ err:
 	snapshot_builder_free(t.b);
 	return NULL;
 }
+
+struct snapshot_builder *k8s_translate_endpoints(const struct k8s_store *s,
+						 const struct snapshot *prev,
+						 const char *const *services, size_t nservices,
+						 struct k8s_translate_stats *stats)
+{
+	struct k8s_translate_stats scratch;
+	struct k8s_class_options none = {0};
+	struct tr t = {.s = s, .o = &none, .st = stats ? stats : &scratch};
+
+	*t.st = (struct k8s_translate_stats){0};
+	t.b = snapshot_builder_new();
+	t.slices = !t.b ? NULL
+		   : services ? k8s_slice_index_new_only(s, services, nservices)
+			      : k8s_slice_index_new(s);
+	if (!t.slices)
+		goto err;
+	t.name = "(endpoints update)";
+	for (uint32_t i = 0; i < prev->nbackends; i++) {
+		const struct snap_backend *pb = &prev->backends[i];
+		/* "namespace/service:port" plus an options suffix "|...". */
+		char ns[256], svc[256], port[256];
+		const char *slash = strchr(pb->name, '/');
+		const char *colon = slash ? strchr(slash, ':') : NULL;
+		if (!slash || !colon || (size_t)(slash - pb->name) >= sizeof(ns) ||
+		    (size_t)(colon - slash - 1) >= sizeof(svc))
+			goto err;
+		size_t pl = strcspn(colon + 1, "|");
+		if (pl >= sizeof(port) || !pl)
+			goto err;
+		memcpy(ns, pb->name, (size_t)(slash - pb->name));
+		ns[slash - pb->name] = 0;
+		memcpy(svc, slash + 1, (size_t)(colon - slash - 1));
+		svc[colon - slash - 1] = 0;
+		memcpy(port, colon + 1, pl);
+		port[pl] = 0;
+		int id = snapshot_add_backend(t.b, pb->name);
+		if (id != (int)i)
+			goto err;
+		if (pb->opts.lb || pb->opts.connect_timeout_ms || pb->opts.read_timeout_ms ||
+		    pb->opts.send_timeout_ms)
+			snapshot_set_backend_opts(t.b, id, &pb->opts);
+		if (services) {
+			/* Unchanged Service: its endpoints as they were. */
+			char key[520];
+			bool changed = false;
+			snprintf(key, sizeof(key), "%s/%s", ns, svc);
+			for (size_t k = 0; k < nservices && !changed; k++)
+				changed = !strcmp(services[k], key);
+			if (!changed) {
+				if (snapshot_set_endpoints(t.b, id, pb->endpoints, pb->nendpoints) < 0)
+					goto err;
+				continue;
+			}
+		}
+		char *end;
+		long number = strtol(port, &end, 10);
+		t.ns = ns;
+		t.st->backends++;
+		if (resolve_endpoints(&t, id, pb->name, svc, *end ? 0 : (int)number,
+				      *end ? port : NULL) < 0)
+			goto err;
+	}
+	k8s_slice_index_free(t.slices);
+	return t.b;
+err:
+	k8s_slice_index_free(t.slices);
+	snapshot_builder_free(t.b);
+	return NULL;
+}

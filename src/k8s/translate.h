@@ -34,6 +34,18 @@ struct k8s_translate_stats {
 /* Returns a builder filled from the store, owned by the caller, or NULL on
  * allocation failure. Invalid parts are skipped with a warning naming the
  * Ingress. stats may be NULL. */
+/* Endpoint-only translation: a builder with prev's backends (same names,
+ * same order, same options) whose endpoints are resolved again from the
+ * store's Services and EndpointSlices (only the backends of services
+ * ["ns/name", nservices of them] when services is not NULL; the others keep
+ * prev's endpoints), and no routes; for
+ * snapshot_rebuild_endpoints(prev, ...). NULL on allocation failure or when a
+ * backend name cannot be read back (the caller translates everything). */
+struct snapshot_builder *k8s_translate_endpoints(const struct k8s_store *s,
+						 const struct snapshot *prev,
+						 const char *const *services, size_t nservices,
+						 struct k8s_translate_stats *stats);
+
 struct snapshot_builder *k8s_translate(const struct k8s_store *s,
 				       const struct k8s_class_options *o,
 				       struct k8s_translate_stats *stats);

@@ -197,3 +197,48 @@ Test(snapshot, scale_10k_hosts_10_paths, .timeout = 30)
 	cr_log_info("1M lookups in %.3f s (timing is measured in bench/, not asserted)", t1 - t0);
 	snapshot_release(s);
 }
+
+Test(snapshot, endpoint_only_rebuild_shares_routes)
+{
+	struct snapshot_builder *b = snapshot_builder_new();
+	int web = snapshot_add_backend(b, "ns/web:80"), api = snapshot_add_backend(b, "ns/api:80");
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(8080)};
+	in.sin_addr.s_addr = htonl(0x0a000001);
+	cr_assert_eq(snapshot_add_endpoint(b, web, (struct sockaddr *)&in, sizeof(in)), 0);
+	cr_assert_eq(snapshot_add_route(b, "a.example.com", "/", SNAP_PATH_PREFIX, web), 0);
+	cr_assert_eq(snapshot_add_route(b, "a.example.com", "/api", SNAP_PATH_PREFIX, api), 0);
+	cr_assert_eq(snapshot_set_default_backend(b, api), 0);
+	struct snapshot *s1 = snapshot_build(b, 1);
+	snapshot_builder_free(b);
+	cr_assert_not_null(s1);
+	cr_expect_eq(router_match(s1, "a.example.com", 13, "/api/x", 6)->nendpoints, 0);
+
+	/* New endpoints for api only. */
+	b = snapshot_builder_new();
+	cr_assert_eq(snapshot_add_backend(b, "ns/web:80"), 0);
+	cr_assert_eq(snapshot_add_backend(b, "ns/api:80"), 1);
+	cr_assert_eq(snapshot_add_endpoint(b, 0, (struct sockaddr *)&in, sizeof(in)), 0);
+	in.sin_addr.s_addr = htonl(0x0a000002);
+	cr_assert_eq(snapshot_add_endpoint(b, 1, (struct sockaddr *)&in, sizeof(in)), 0);
+	struct snapshot *s2 = snapshot_rebuild_endpoints(s1, b, 2);
+	snapshot_builder_free(b);
+	cr_assert_not_null(s2);
+	cr_expect_eq(s2->generation, 2);
+	const struct snap_backend *be = router_match(s2, "a.example.com", 13, "/api/x", 6);
+	cr_assert_not_null(be);
+	cr_expect_eq(be, &s2->backends[1]);
+	cr_expect_str_eq(be->endpoints[0].text, "10.0.0.2:8080");
+	cr_expect_eq(s2->default_backend, &s2->backends[1]);
+	cr_expect_eq(s2->hosts, s1->hosts, "routes are shared");
+	/* The old snapshot still answers with its own endpoints. */
+	cr_expect_eq(router_match(s1, "a.example.com", 13, "/api/x", 6)->nendpoints, 0);
+	snapshot_release(s1); /* the shared routes stay for s2 */
+	cr_expect_str_eq(router_match(s2, "a.example.com", 13, "/", 1)->name, "ns/web:80");
+
+	/* Backends that do not match: refused. */
+	b = snapshot_builder_new();
+	cr_assert_eq(snapshot_add_backend(b, "ns/other:80"), 0);
+	cr_expect_null(snapshot_rebuild_endpoints(s2, b, 3));
+	snapshot_builder_free(b);
+	snapshot_release(s2);
+}

@@ -233,3 +233,62 @@ Test(translate, empty_store_and_hostile_types)
 	snapshot_release(s);
 	k8s_store_free(st);
 }
+
+Test(translate, endpoint_only_update)
+{
+	struct k8s_store *st = k8s_store_new();
+	struct k8s_translate_stats ts;
+
+	load_fixture(st, "translate/backends.yaml");
+	struct snapshot *s = build(st, false, &ts);
+	cr_assert_eq(route(s, "b.test", "/num/x")->nendpoints, 3);
+
+	/* The IPv6 slice goes away and 10.0.1.2 becomes ready. */
+	cr_assert_eq(k8s_store_delete(st, "EndpointSlice", "app", "multi-v6"), 0);
+	cJSON *sl = cJSON_Parse(
+		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+		"\"metadata\":{\"name\":\"multi-v4\",\"namespace\":\"app\",\"labels\":"
+		"{\"kubernetes.io/service-name\":\"multi\"}},\"addressType\":\"IPv4\","
+		"\"ports\":[{\"name\":\"http\",\"port\":8080},{\"name\":\"admin\",\"port\":9090}],"
+		"\"endpoints\":[{\"addresses\":[\"10.0.1.1\"]},{\"addresses\":[\"10.0.1.2\"]}]}");
+	cr_assert_not_null(sl);
+	cr_assert_eq(k8s_store_upsert(st, "EndpointSlice", "app", "multi-v4", sl, NULL, 0), 1);
+
+	/* Only the named Services are resolved again: another one changes
+	 * nothing here. */
+	const char *other[] = {"app/other"};
+	struct snapshot_builder *b = k8s_translate_endpoints(st, s, other, 1, &ts);
+	cr_assert_not_null(b);
+	struct snapshot *same = snapshot_rebuild_endpoints(s, b, s->generation + 1);
+	snapshot_builder_free(b);
+	cr_assert_not_null(same);
+	cr_expect_eq(route(same, "b.test", "/num/x")->nendpoints, 3);
+	snapshot_release(same);
+
+	const char *multi[] = {"app/multi"};
+	b = k8s_translate_endpoints(st, s, multi, 1, &ts);
+	cr_assert_not_null(b);
+	struct snapshot *s2 = snapshot_rebuild_endpoints(s, b, s->generation + 1);
+	snapshot_builder_free(b);
+	cr_assert_not_null(s2);
+	const struct snap_backend *be = route(s2, "b.test", "/num/x");
+	cr_assert_not_null(be);
+	cr_assert_str_eq(be->name, "app/multi:80");
+	cr_expect_eq(be->nendpoints, 2, "%u endpoints", be->nendpoints);
+	cr_expect(has_endpoint(be, "10.0.1.2:8080"));
+	cr_expect_not(has_endpoint(be, "[fd00::1]:8080"));
+	be = route(s2, "b.test", "/named");
+	cr_assert_not_null(be);
+	cr_expect(has_endpoint(be, "10.0.1.2:9090"));
+	/* The same answer as a full translation. */
+	struct snapshot *full = build(st, false, NULL);
+	for (uint32_t i = 0; i < full->nbackends; i++) {
+		cr_assert_str_eq(full->backends[i].name, s2->backends[i].name);
+		cr_expect_eq(full->backends[i].nendpoints, s2->backends[i].nendpoints, "%s",
+			     full->backends[i].name);
+	}
+	snapshot_release(full);
+	snapshot_release(s);
+	snapshot_release(s2);
+	k8s_store_free(st);
+}
