@@ -398,6 +398,7 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	case OP_TICK:
 		update_date(sh);
 		atomic_store_explicit(&sh->heartbeat_ms, sh->now_ms, memory_order_relaxed);
+		queue_drain(sh); /* a safety net: never wait for a wake-up that got lost */
 		if (sh->pending)
 			snapshot_adopt(sh, sh->pending);
 		if (sh->stopping && sh->now_ms >= sh->stop_deadline)
