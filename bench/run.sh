@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# bench/run.sh - wrk against ringress, HAProxy and nginx proxying to one
-# nginx origin serving a ~100-byte file; prints a markdown table.
+# bench/run.sh - wrk (and h2load --h1) against ringress, HAProxy and nginx
+# proxying to one nginx origin; prints markdown tables.
 #
-#   zig build bench                 (5 s per proxy)
-#   zig build bench -- --quick      (2 s per proxy)
-#   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST] [--no-pin]
+#   zig build bench                 (5 s per proxy and case, about 10 min)
+#   zig build bench -- --quick      (the small case only, 2 s per proxy)
+#   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST]
+#                     [--cases LIST] [--no-pin] [--chart] [--syscall-window S]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
-#   --cases LIST  comma-separated subset of: small,small16,small256,close,64k,1m,100m
-#                 (default: all; --quick: small only)
+#   --cases LIST  comma-separated subset of: small,small16,small256,
+#                 small-h2load,small16-h2load,small256-h2load,post1k,close,
+#                 64k,1m,100m,idle10k (default: all; --quick: small only)
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
+#   --chart       also draw requests/s and CPU us/request of the small cases
+#                 into docs/benchmarks.png (gnuplot; skipped when absent)
+#   --syscall-window S  length of the separate strace run (default 2, quick 1)
 #
-# For the 64k, 1m and 100m cases ringress also runs with --splice-mode poll
-# and uring (rows ringress-poll, ringress-uring), and HAProxy has
-# "option splice-auto".
+# Cases: small GET (100 B) keep-alive at 64/16/256 connections with wrk, the
+# same with h2load --h1 (*-h2load; skipped when h2load is absent), 1 KiB POST
+# keep-alive (post1k, bench/post1k.lua; the origin answers POSTs 200),
+# Connection: close, 64 KiB, 1 MiB and 100 MiB responses, and idle10k: 10,000
+# idle keep-alive client connections (bench/idle.py) to a fresh process of
+# each proxy, reporting resident memory per connection ((RSS at 10k - RSS at
+# 1k) / 9k; nginx: master + worker).
+# For 64k, 1m and 100m ringress also runs with --splice-mode off and uring
+# (rows ringress-buffers, ringress-uring; the default is poll), and HAProxy
+# has "option splice-auto".
 #
-# Placement (2 CPUs): the proxy under test on CPU 0; the origin and wrk on
-# CPU 1 (wrk -t1 -c50 --latency). Each proxy runs alone, one after another,
-# with a 1 s warm-up before the measured run. CPU time of the proxy is
-# utime+stime of its process (all threads) and its children, read from /proc
-# before and after the run. Everything (configs, logs, pid files) lives in
-# a mktemp directory, removed on exit; every process started is stopped.
+# Placement (2 CPUs): the proxy under test on CPU 0; the origin and the load
+# generator on CPU 1 (-t1). Each proxy runs alone, one after another, with a
+# 1 s warm-up before the measured run. CPU time of the proxy is utime+stime
+# of its process (all threads) and its children, read from /proc before and
+# after the run. Syscalls per request come from a separate short run under
+# strace -c -f (strace slows the proxy, so not in the timed run): syscalls
+# counted while the load runs divided by the requests it completed.
+# Instructions per request come from perf stat -e instructions over the timed
+# run where the CPU counter is available ("-" otherwise). Everything
+# (configs, logs, pid files) lives in a mktemp directory, removed on exit;
+# every process started is stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,24 +49,35 @@ conns=50
 only="direct,ringress,haproxy,nginx"
 pin=1
 cases=""
+chart=0
+window=""
+argv=("$@")
 base="${BENCH_PORT_BASE:-18080}"
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) duration=2; cases="${cases:-small}" ;;
+	--quick) duration=2; cases="${cases:-small}"; window="${window:-1}" ;;
 	--duration) duration="$2"; shift ;;
 	--connections) conns="$2"; shift ;;
 	--only) only="$2"; shift ;;
 	--cases) cases="$2"; shift ;;
 	--no-pin) pin=0 ;;
-	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+	--chart) chart=1 ;;
+	--syscall-window) window="$2"; shift ;;
+	-h | --help) sed -n '2,41p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 
-for t in wrk nginx haproxy curl; do
+window="${window:-2}"
+for t in wrk nginx haproxy curl python3; do
 	command -v "$t" >/dev/null || { echo "bench: $t not found (bootstrap.sh installs it)" >&2; exit 1; }
 done
+have() { command -v "$1" >/dev/null; }
+have strace || echo "bench: strace not found: no syscalls per request" >&2
+# perf stat needs the CPU's instruction counter (absent in many VMs).
+perf_ok=0
+if have perf && perf stat -x, -e instructions true 2>&1 | grep -q '^[0-9][0-9]*,'; then perf_ok=1; fi
 ncpu="$(nproc)"
 if [ "$pin" = 1 ] && [ "$ncpu" -lt 2 ]; then
 	echo "bench: only $ncpu CPU available, not pinning" >&2
@@ -108,7 +136,7 @@ port_free() {
 		return 1
 	fi
 }
-for p in 0 1 2 3 4 5 11 14 15; do port_free $((base + p)); done
+for p in 0 1 2 3 4 5 6 7 8 11 14 15 16; do port_free $((base + p)); done
 
 wait_port() {
 	for _ in $(seq 1 100); do
@@ -121,9 +149,28 @@ wait_port() {
 
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
+cfg_conns=4096 # worker_connections / maxconn; 16384 for idle10k
+nofile_hard="$(ulimit -Hn)"
+[ "$nofile_hard" = unlimited ] && nofile_hard=1048576
 render() { # template port out
+	# File descriptors: two per connection, capped by the hard limit (no
+	# CAP_SYS_RESOURCE in containers). HAProxy sizes its own limit as 2.5 per
+	# connection and refuses to start when it cannot have it: below that, give
+	# it the hard limit and "no strict-limits" (idle clients need one each).
+	local nofile=$((cfg_conns * 2 + 100)) hap=""
+	[ "$nofile" -gt "$nofile_hard" ] && nofile=$nofile_hard
+	if [ $((cfg_conns * 5 / 2 + 100)) -gt "$nofile_hard" ]; then
+		hap="ulimit-n $nofile_hard\n\tno strict-limits"
+	fi
 	sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|$2|g" -e "s|@BACKEND_PORT@|$backend_port|g" \
-		-e "s|@USER@|$user_line|g" "$1" >"$3"
+		-e "s|@USER@|$user_line|g" -e "s|@CONNS@|$cfg_conns|g" \
+		-e "s|@NOFILE@|$nofile|g" -e "s|@HAPROXY_LIMITS@|$hap|g" "$1" >"$3"
+}
+
+# A process and its children (nginx: master and worker), one pid a line.
+proc_tree() {
+	echo "$1"
+	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
 }
 
 # CPU ticks (utime+stime) of a process, its threads and its children.
@@ -156,54 +203,161 @@ pids+=($!)
 wait_port "$backend_port"
 size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_port/index.html")"
 [ "$size" = 100 ] || { echo "bench: backend serves $size bytes, expected 100" >&2; exit 1; }
+code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$backend_port/")"
+[ "$code" = 200 ] || { echo "bench: backend answers $code to a POST, expected 200" >&2; exit 1; }
 
-cases="${cases:-small,small16,small256,close,64k,1m,100m}"
-results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors"
+all_cases="small,small16,small256,small-h2load,small16-h2load,small256-h2load,post1k,close,64k,1m,100m,idle10k"
+cases="${cases:-$all_cases}"
+IFS=',' read -r -a case_list <<<"$cases"
+for c in "${case_list[@]}"; do
+	[[ ",$all_cases," == *",$c,"* ]] || { echo "bench: unknown case $c (see --help)" >&2; exit 2; }
+done
+if ! have h2load; then
+	keep=()
+	for c in "${case_list[@]}"; do
+		if [[ "$c" == *-h2load ]]; then
+			echo "bench: h2load not found (apt-get install nghttp2-client): skipping $c" >&2
+		else
+			keep+=("$c")
+		fi
+	done
+	case_list=("${keep[@]+"${keep[@]}"}")
+fi
+results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors|syscalls/req|instructions/req"
+idle_results=() # "name|rss 1k KiB|rss 10k KiB|KiB per connection"
 
-# Runs wrk for one case against port, for the proxy pid (empty: no CPU
-# accounting).
-measure() { # case name port pid
-	local c="$1" name="$2" port="$3" pid="$4" path="/index.html" n="$conns" extra=() d="$duration"
+# Runs the load generator of case c against port for d seconds, output in
+# file f (wrk, or h2load for the *-h2load cases; -t1 on the load CPU).
+load() { # case port seconds file [--latency]
+	local c="$1" port="$2" d="$3" f="$4" lat="${5:-}" path="/index.html" n="$conns" extra=()
 	case "$c" in
-	small) n=64 ;;
-	small16) n=16 ;;
-	small256) n=256 ;;
+	small | small-h2load) n=64 ;;
+	small16 | small16-h2load) n=16 ;;
+	small256 | small256-h2load) n=256 ;;
+	post1k) n=64; extra=(-s "$here/post1k.lua") ;;
 	close) n=16; extra=(-H "Connection: close") ;;
 	64k) path=/64k.bin; n=16 ;;
 	1m) path=/1m.bin; n=8 ;;
-	100m) path=/100m.bin; n=2; d=$((duration * 2)) ;;
+	100m) path=/100m.bin; n=2 ;;
 	esac
 	local url="http://127.0.0.1:$port$path"
-	"${load_cpu[@]}" wrk -t1 -c"$n" -d1s "${extra[@]+"${extra[@]}"}" "$url" >/dev/null 2>&1 || true # warm-up
-	local before=0 after=0
+	if [[ "$c" == *-h2load ]]; then
+		local logf=()
+		[ -n "$lat" ] && logf=(--log-file "$f.log")
+		"${load_cpu[@]}" h2load --h1 -t1 -c"$n" -D"$d" "${logf[@]+"${logf[@]}"}" "$url" >"$f" 2>&1 || true
+	else
+		local l=()
+		[ -n "$lat" ] && l=(--latency)
+		"${load_cpu[@]}" wrk -t1 -c"$n" -d"${d}s" "${l[@]+"${l[@]}"}" "${extra[@]+"${extra[@]}"}" "$url" \
+			>"$f" 2>&1 || true
+	fi
+}
+
+# Completed requests in a load output file (wrk or h2load).
+load_requests() { # case file
+	if [[ "$1" == *-h2load ]]; then
+		awk '/^requests:/{for (i = 1; i <= NF; i++) if ($(i+1) ~ /^done/) print $i}' "$2"
+	else
+		awk '/requests in/{print $1}' "$2"
+	fi
+}
+
+# Syscalls per request of the proxy (pid and its children) in a separate
+# run of $window seconds under strace -c -f; "-" without strace.
+syscalls_per_request() { # case port pid name
+	local c="$1" port="$2" pid="$3" name="$4" args=() p sp calls reqs
+	have strace || { echo "-"; return; }
+	for p in $(proc_tree "$pid"); do args+=(-p "$p"); done
+	local out="$tmp/strace-$c-$name.txt" err="$tmp/strace-$c-$name.err"
+	strace -c -f -o "$out" "${args[@]}" 2>"$err" 9>&- &
+	sp=$!
+	pids+=("$sp")
+	for _ in $(seq 1 100); do
+		grep -q attached "$err" 2>/dev/null && break
+		sleep 0.05
+	done
+	sleep 0.2
+	load "$c" "$port" "$window" "$tmp/load-strace-$c-$name.txt"
+	kill -INT "$sp" 2>/dev/null || true
+	for _ in $(seq 1 100); do kill -0 "$sp" 2>/dev/null || break; sleep 0.05; done
+	stop "$sp"
+	calls="$(awk '$NF == "total" {print $4}' "$out" 2>/dev/null)"
+	reqs="$(load_requests "$c" "$tmp/load-strace-$c-$name.txt")"
+	if [ -z "$calls" ] || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+		echo "bench: $c/$name: no strace result ($(head -c 300 "$err" | tr '\n' ' '))" >&2
+		echo "-"
+		return
+	fi
+	awk -v a="$calls" -v b="$reqs" 'BEGIN{printf "%.2f", a/b}'
+}
+
+# Runs one case against port, for the proxy pid (empty: no CPU, syscall or
+# instruction accounting).
+measure() { # case name port pid
+	local c="$1" name="$2" port="$3" pid="$4" d="$duration"
+	[ "$c" = 100m ] && d=$((duration * 2))
+	load "$c" "$port" 1 "$tmp/warmup.txt" # warm-up
+	local before=0 after=0 pp=() perfp=""
+	if [ -n "$pid" ] && [ "$perf_ok" = 1 ]; then
+		perf stat -x, -e instructions -o "$tmp/perf-$c-$name.txt" \
+			-p "$(proc_tree "$pid" | paste -sd, -)" 9>&- >/dev/null 2>&1 &
+		perfp=$!
+		pids+=("$perfp")
+		sleep 0.2
+	fi
 	[ -n "$pid" ] && before="$(cpu_ticks "$pid")"
-	"${load_cpu[@]}" wrk -t1 -c"$n" -d"${d}s" --latency "${extra[@]+"${extra[@]}"}" "$url" \
-		>"$tmp/wrk-$c-$name.txt" 2>&1 || true
+	local f="$tmp/load-$c-$name.txt"
+	load "$c" "$port" "$d" "$f" --latency
 	[ -n "$pid" ] && after="$(cpu_ticks "$pid")"
-	local f="$tmp/wrk-$c-$name.txt" rps mbs p50 p99 reqs errs cpu_us
-	rps="$(awk '/^Requests\/sec:/{print $2}' "$f")"
-	mbs="$(awk '/^Transfer\/sec:/{v=$2; m=1/1048576; if (v ~ /GB/) m=1024; else if (v ~ /MB/) m=1; else if (v ~ /KB/) m=1/1024; sub(/[A-Za-z]+$/, "", v); printf "%.1f", v*m}' "$f")"
-	p50="$(awk '$1=="50%"{print $2}' "$f")"
-	p99="$(awk '$1=="99%"{print $2}' "$f")"
-	reqs="$(awk '/requests in/{print $1}' "$f")"
-	errs="$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$f")"
+	if [ -n "$perfp" ]; then
+		kill -INT "$perfp" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$perfp" 2>/dev/null || break; sleep 0.05; done
+		stop "$perfp"
+	fi
+	local rps mbs p50 p99 reqs errs cpu_us sc="-" ins="-"
+	reqs="$(load_requests "$c" "$f")"
+	if [[ "$c" == *-h2load ]]; then
+		# finished in 5.00s, 38000.00 req/s, 5.12MB/s
+		rps="$(awk '/^finished in/{gsub(",", ""); print $4}' "$f")"
+		mbs="$(awk '/^finished in/{v=$6; m=1/1048576; if (v ~ /GB/) m=1024; else if (v ~ /MB/) m=1; else if (v ~ /KB/) m=1/1024; sub(/[A-Za-z\/]+$/, "", v); printf "%.1f", v*m}' "$f")"
+		errs="$(awk '/^requests:/{for (i = 1; i <= NF; i++) if ($(i+1) ~ /^(failed|errored|timeout)/) n += $i}
+			/^status codes:/{gsub(",", ""); n += $7 + $9} END{print n+0}' "$f")"
+		p50="-" p99="-"
+		if [ -s "$f.log" ]; then
+			# Third column: microseconds until the end of the response.
+			read -r p50 p99 < <(cut -f3 "$f.log" | sort -n | awk '
+				function q(p,  i) { i = int(NR * p + 0.999999); if (i < 1) i = 1; return v[i] / 1000 }
+				{ v[NR] = $1 } END { if (NR) printf "%.2fms %.2fms\n", q(0.5), q(0.99); else print "- -" }')
+		fi
+	else
+		rps="$(awk '/^Requests\/sec:/{print $2}' "$f")"
+		mbs="$(awk '/^Transfer\/sec:/{v=$2; m=1/1048576; if (v ~ /GB/) m=1024; else if (v ~ /MB/) m=1; else if (v ~ /KB/) m=1/1024; sub(/[A-Za-z]+$/, "", v); printf "%.1f", v*m}' "$f")"
+		p50="$(awk '$1=="50%"{print $2}' "$f")"
+		p99="$(awk '$1=="99%"{print $2}' "$f")"
+		errs="$(awk '/Non-2xx or 3xx responses:/{n+=$NF} /Socket errors:/{gsub(",","");n+=$4+$6+$8+$10} END{print n+0}' "$f")"
+	fi
 	if [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
-		echo "bench: $c/$name: wrk produced no result:" >&2
+		echo "bench: $c/$name: the load generator produced no result:" >&2
 		cat "$f" >&2
-		results+=("$c|$name|0|0|-|-|-|all")
+		results+=("$c|$name|0|0|-|-|-|all|-|-")
 		return
 	fi
 	if [ -n "$pid" ]; then
 		cpu_us="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$reqs" 'BEGIN{printf "%.1f", t*1e6/hz/n}')"
+		if [ -n "$perfp" ]; then
+			ins="$(awk -F, -v n="$reqs" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END{if (s) printf "%.0f", s/n; else print "-"}' "$tmp/perf-$c-$name.txt")"
+		fi
+		sc="$(syscalls_per_request "$c" "$port" "$pid" "$name")"
 	else
 		cpu_us="-"
 	fi
-	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs")
-	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $errs errors" >&2
+	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs|$sc|$ins")
+	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $sc syscalls/request, $ins instructions/request, $errs errors" >&2
 }
 
 want() { [[ ",$only," == *",$1,"* ]]; }
 large() { [[ "$1" == 64k || "$1" == 1m || "$1" == 100m ]]; }
+has_case() { [[ " ${case_list[*]-} " == *" $1 "* ]]; }
 
 start_ringress() { # port admin extra-args...
 	local port="$1" admin="$2" code
@@ -264,67 +418,132 @@ YAML
 	fi
 }
 
+start_haproxy() { # port
+	render "$here/haproxy.cfg.in" "$1" "$tmp/haproxy-$1.cfg"
+	haproxy -c -q -f "$tmp/haproxy-$1.cfg" || { echo "bench: invalid haproxy config" >&2; exit 1; }
+	"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy-$1.cfg" >"$tmp/haproxy-$1.log" 2>&1 9>&- &
+	started=$!
+	pids+=("$started")
+	wait_port "$1"
+}
+start_nginx() { # port
+	render "$here/nginx.conf.in" "$1" "$tmp/nginx-proxy-$1.conf"
+	sed -i "s|pid $tmp/nginx-proxy.pid;|pid $tmp/nginx-proxy-$1.pid;|" "$tmp/nginx-proxy-$1.conf"
+	"${proxy_cpu[@]}" nginx -p "$tmp" -e "$tmp/nginx-proxy-error-$1.log" -c "$tmp/nginx-proxy-$1.conf" \
+		>"$tmp/nginx-proxy-$1.out" 2>&1 9>&- &
+	started=$!
+	pids+=("$started")
+	wait_port "$1"
+}
+check_post() { # name port
+	local code
+	code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$2/")"
+	[ "$code" = 200 ] || echo "bench: $1 answers $code to a POST, expected 200" >&2
+}
+
 # Every proxy starts once and idles while the others are measured.
 declare -A ports=() procs=()
-if want ringress; then
-	if [ -x "$RINGRESS_BIN" ]; then
-		start_ringress $((base + 1)) $((base + 11))
-		ports[ringress]=$((base + 1))
-		procs[ringress]=$started
-		if [[ ",$cases," == *,64k,* || ",$cases," == *,1m,* || ",$cases," == *,100m,* ]]; then
-			start_ringress $((base + 4)) $((base + 14)) --splice-mode poll --splice-threshold 64k
-			ports[ringress-poll]=$((base + 4))
-			procs[ringress-poll]=$started
-			start_ringress $((base + 5)) $((base + 15)) --splice-mode uring --splice-threshold 64k
-			ports[ringress-uring]=$((base + 5))
-			procs[ringress-uring]=$started
+load_cases=()
+for c in "${case_list[@]+"${case_list[@]}"}"; do [ "$c" = idle10k ] || load_cases+=("$c"); done
+any_large=0
+for c in "${load_cases[@]+"${load_cases[@]}"}"; do large "$c" && any_large=1; done
+if [ "${#load_cases[@]}" -gt 0 ]; then
+	if want ringress; then
+		if [ -x "$RINGRESS_BIN" ]; then
+			start_ringress $((base + 1)) $((base + 11))
+			ports[ringress]=$((base + 1))
+			procs[ringress]=$started
+			if [ "$any_large" = 1 ]; then
+				start_ringress $((base + 4)) $((base + 14)) --splice-mode off
+				ports[ringress-buffers]=$((base + 4))
+				procs[ringress-buffers]=$started
+				start_ringress $((base + 5)) $((base + 15)) --splice-mode uring --splice-threshold 64k
+				ports[ringress-uring]=$((base + 5))
+				procs[ringress-uring]=$started
+			fi
+		else
+			echo "bench: $RINGRESS_BIN not found: skipping ringress (run zig build)" >&2
 		fi
-	else
-		echo "bench: $RINGRESS_BIN not found: skipping ringress (run zig build)" >&2
+	fi
+	if want haproxy; then
+		start_haproxy $((base + 2))
+		ports[haproxy]=$((base + 2))
+		procs[haproxy]=$started
+	fi
+	if want nginx; then
+		start_nginx $((base + 3))
+		ports[nginx]=$((base + 3))
+		procs[nginx]=$started
+	fi
+	if has_case post1k; then
+		for name in ringress haproxy nginx; do
+			[ -n "${ports[$name]:-}" ] && check_post "$name" "${ports[$name]}"
+		done
 	fi
 fi
-if want haproxy; then
-	port=$((base + 2))
-	render "$here/haproxy.cfg.in" "$port" "$tmp/haproxy.cfg"
-	haproxy -c -q -f "$tmp/haproxy.cfg" || { echo "bench: invalid haproxy config" >&2; exit 1; }
-	"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 9>&- &
-	procs[haproxy]=$!
-	pids+=("$!")
-	wait_port "$port"
-	ports[haproxy]=$port
-fi
-if want nginx; then
-	port=$((base + 3))
-	render "$here/nginx.conf.in" "$port" "$tmp/nginx-proxy.conf"
-	"${proxy_cpu[@]}" nginx -p "$tmp" -e "$tmp/nginx-proxy-error.log" -c "$tmp/nginx-proxy.conf" \
-		>"$tmp/nginx-proxy.out" 2>&1 9>&- &
-	procs[nginx]=$!
-	pids+=("$!")
-	wait_port "$port"
-	ports[nginx]=$port
-fi
 
-IFS=',' read -r -a case_list <<<"$cases"
-for c in "${case_list[@]}"; do
+for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 	if want direct; then measure "$c" "nginx-direct" "$backend_port" ""; fi
-	for name in ringress ringress-poll ringress-uring haproxy nginx; do
+	for name in ringress ringress-buffers ringress-uring haproxy nginx; do
 		[ -n "${ports[$name]:-}" ] || continue
 		if [[ "$name" == ringress-* ]] && ! large "$c"; then continue; fi
 		measure "$c" "$name" "${ports[$name]}" "${procs[$name]}"
 	done
 done
 
+# idle10k: a fresh process of each proxy, 1,000 then 10,000 idle keep-alive
+# client connections (each after one request); the earlier proxies idle.
+if has_case idle10k; then
+	cfg_conns=16384 # nginx closes idle keep-alive connections when fewer than 1/16 are free
+	for name in ringress haproxy nginx; do
+		want "$name" || continue
+		started=""
+		case "$name" in
+		ringress)
+			[ -x "$RINGRESS_BIN" ] || continue
+			port=$((base + 6))
+			start_ringress "$port" $((base + 16)) || true
+			;;
+		haproxy) port=$((base + 7)); start_haproxy "$port" || true ;;
+		nginx) port=$((base + 8)); start_nginx "$port" || true ;;
+		esac
+		p=$started
+		if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null || ! wait_port "$port"; then
+			echo "bench: idle10k/$name: the proxy did not start" >&2
+			idle_results+=("$name|-|-|-")
+			[ -n "$p" ] && stop "$p"
+			continue
+		fi
+		sleep 0.5
+		if "${load_cpu[@]}" python3 "$here/idle.py" --port "$port" --pids "$p" --counts 1000,10000 \
+			>"$tmp/idle-$name.txt" 2>"$tmp/idle-$name.err" 9>&-; then
+			r1="$(awk '$1 == 1000 {print $2}' "$tmp/idle-$name.txt")"
+			r10="$(awk '$1 == 10000 {print $2}' "$tmp/idle-$name.txt")"
+			per="$(awk -v a="$r1" -v b="$r10" 'BEGIN{printf "%.2f", (b-a)/9000}')"
+			idle_results+=("$name|$r1|$r10|$per")
+			echo "bench: idle10k/$name: RSS $r1 KiB at 1k, $r10 KiB at 10k: $per KiB per idle connection" >&2
+		else
+			echo "bench: idle10k/$name failed: $(tr '\n' ' ' <"$tmp/idle-$name.err")" >&2
+			idle_results+=("$name|-|-|-")
+		fi
+		stop "$p"
+	done
+	cfg_conns=4096
+fi
+
 # ---- the tables ----
 ratio() { # a b -> a/b with 2 decimals, "-" when unknown
 	awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b+0 == 0) print "-"; else printf "%.2f", a/b }'
 }
+pin_note="$([ "$pin" = 1 ] && echo on || echo off)"
 echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
-echo "wrk -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and wrk on CPU 1 (pinning: $([ "$pin" = 1 ] && echo on || echo off))"
-for c in "${case_list[@]}"; do
+echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
+echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
+for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 	ring_rps="" ring_cpu=""
 	for r in "${results[@]}"; do
-		IFS='|' read -r rc n rps mbs p50 p99 cpu errs <<<"$r"
+		IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
 		if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
 			ring_rps="$rps"
 			ring_cpu="$cpu"
@@ -333,14 +552,76 @@ for c in "${case_list[@]}"; do
 	echo
 	echo "**$c**"
 	echo
-	echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | errors | ringress req/s ratio | ringress CPU ratio |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for r in "${results[@]}"; do
-		IFS='|' read -r rc n rps mbs p50 p99 cpu errs <<<"$r"
+		IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
 		[ "$rc" = "$c" ] || continue
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
-			"$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
+			"$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
 	done
 done
-echo
-echo "ratios: ringress (default buffer path) divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."
+if [ "${#load_cases[@]}" -gt 0 ]; then
+	echo
+	echo "ratios: ringress (default path) divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."
+fi
+if [ "${#idle_results[@]}" -gt 0 ]; then
+	ring_per=""
+	for r in "${idle_results[@]}"; do
+		IFS='|' read -r n r1 r10 per <<<"$r"
+		[ "$n" = ringress ] && ring_per="$per"
+	done
+	echo
+	echo "**idle10k** (fresh process each; RSS summed over the proxy's processes)"
+	echo
+	echo "| proxy | RSS at 1k idle | RSS at 10k idle | KiB per idle connection | ringress ratio |"
+	echo "|---|---:|---:|---:|---:|"
+	for r in "${idle_results[@]}"; do
+		IFS='|' read -r n r1 r10 per <<<"$r"
+		printf '| %s | %s KiB | %s KiB | %s | %s |\n' "$n" "$r1" "$r10" "$per" "$(ratio "$ring_per" "$per")"
+	done
+	echo
+	echo "ratio: ringress's KiB per idle connection divided by the row's (below 1 is smaller)."
+fi
+
+# ---- the chart ----
+if [ "$chart" = 1 ]; then
+	if ! have gnuplot; then
+		echo "bench: gnuplot not found (apt-get install gnuplot-nox): no chart" >&2
+	else
+		dat="$tmp/chart.dat"
+		names=()
+		for n in ringress haproxy nginx; do [ -n "${ports[$n]:-}" ] && names+=("$n"); done
+		rows=0
+		{
+			echo "case ${names[*]-}"
+			for c in small16 small small256 small16-h2load small-h2load small256-h2load; do
+				has_case "$c" || continue
+				for metric in rps cpu; do
+					line="$c/$metric"
+					for n in "${names[@]-}"; do
+						v="-"
+						for r in "${results[@]}"; do
+							IFS='|' read -r rc rn rps mbs p50 p99 cpu errs sc ins <<<"$r"
+							if [ "$rc" = "$c" ] && [ "$rn" = "$n" ]; then
+								if [ "$metric" = rps ]; then v="$rps"; else v="$cpu"; fi
+							fi
+						done
+						line="$line $v"
+					done
+					echo "$line"
+				done
+				rows=$((rows + 1))
+			done
+		} >"$dat"
+		if [ "$rows" = 0 ] || [ "${#names[@]}" = 0 ]; then
+			echo "bench: no small case measured: no chart" >&2
+		else
+			grep -v '/cpu ' "$dat" | sed 's|/rps||' >"$tmp/chart-rps.dat"
+			grep -v '/rps ' "$dat" | sed 's|/cpu||' >"$tmp/chart-cpu.dat"
+			out="$root/docs/benchmarks.png"
+			gnuplot -e "rps='$tmp/chart-rps.dat'; cpu='$tmp/chart-cpu.dat'; out='$out'; ncol=$((${#names[@]} + 1)); subtitle='$(date -u +%Y-%m-%d), kernel $(uname -r), $(nproc) CPUs, proxy pinned to one CPU'" \
+				"$here/chart.gnuplot" && echo "bench: chart written to $out" >&2
+		fi
+	fi
+fi
