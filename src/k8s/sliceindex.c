@@ -41,7 +41,21 @@ static int entry_cmp(const void *a, const void *b)
 	return c;
 }
 
-struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s)
+/* True when "ns/svc" is one of services[0..n). */
+static bool wanted(const char *const *services, size_t n, const char *ns, const char *svc)
+{
+	size_t nl = strlen(ns);
+	for (size_t k = 0; k < n; k++)
+		if (!strncmp(services[k], ns, nl) && services[k][nl] == '/' &&
+		    (!svc || !strcmp(services[k] + nl + 1, svc)))
+			return true;
+	return false;
+}
+
+/* The index of every slice, or (services not NULL) of the slices of those
+ * services only. */
+static struct k8s_slice_index *index_build(const struct k8s_store *s, const char *const *services,
+					   size_t nsvc)
 {
 	struct k8s_slice_index *ix = calloc(1, sizeof(*ix));
 	size_t n;
@@ -58,8 +72,11 @@ struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
+		/* The namespace first: it needs no JSON lookup. */
+		if (services && !wanted(services, nsvc, sl[i].ns, NULL))
+			continue;
 		const char *svc = service_of(sl[i].obj);
-		if (svc)
+		if (svc && (!services || wanted(services, nsvc, sl[i].ns, svc)))
 			ix->v[ix->n++] = (struct entry){sl[i].ns, svc, &sl[i], i};
 	}
 	if (ix->n > 1)
@@ -69,44 +86,15 @@ struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s)
 	return ix;
 }
 
+struct k8s_slice_index *k8s_slice_index_new(const struct k8s_store *s)
+{
+	return index_build(s, NULL, 0);
+}
+
 struct k8s_slice_index *k8s_slice_index_new_only(const struct k8s_store *s,
 						 const char *const *services, size_t nsvc)
 {
-	struct k8s_slice_index *ix = calloc(1, sizeof(*ix));
-	size_t n;
-	const struct k8s_object *sl = k8s_store_list(s, "EndpointSlice", &n);
-
-	if (!ix)
-		return NULL;
-	if (!n)
-		return ix;
-	ix->v = malloc(n * sizeof(*ix->v));
-	ix->objs = malloc(n * sizeof(*ix->objs));
-	if (!ix->v || !ix->objs) {
-		k8s_slice_index_free(ix);
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t nl = strlen(sl[i].ns);
-		bool want = false;
-		for (size_t k = 0; k < nsvc && !want; k++)
-			want = !strncmp(services[k], sl[i].ns, nl) && services[k][nl] == '/';
-		if (!want)
-			continue;
-		const char *svc = service_of(sl[i].obj);
-		for (size_t k = 0; svc && k < nsvc; k++) {
-			if (!strncmp(services[k], sl[i].ns, nl) && services[k][nl] == '/' &&
-			    !strcmp(services[k] + nl + 1, svc)) {
-				ix->v[ix->n++] = (struct entry){sl[i].ns, svc, &sl[i], i};
-				break;
-			}
-		}
-	}
-	if (ix->n > 1)
-		qsort(ix->v, ix->n, sizeof(*ix->v), entry_cmp);
-	for (size_t i = 0; i < ix->n; i++)
-		ix->objs[i] = ix->v[i].obj;
-	return ix;
+	return index_build(s, services, nsvc);
 }
 
 void k8s_slice_index_free(struct k8s_slice_index *ix)
