@@ -461,7 +461,8 @@ static int upstream_attach(struct conn *c, int same)
 	u->head.limit = UPSTREAM_HEAD_LIMIT;
 	u->head.on_body = NULL;
 	u->reusable = false;
-	stream_tx_push(&u->s, c->fwd_head, c->fwd_len, -1, NULL);
+	/* The request head, with room behind it for a small body (one send). */
+	stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap);
 	for (uint8_t i = 0; i < c->nreplay; i++)
 		stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len, c->replay[i].bid, NULL);
 	upstream_timer(c, u);
@@ -728,7 +729,10 @@ static int start_request(struct conn *c)
 		}
 	}
 	size_t cap = c->head.len + 1024;
-	c->fwd_head = malloc(cap);
+	size_t room = (p->flags & F_CONTENT_LENGTH) && p->content_length <= 4096
+			      ? (size_t)p->content_length
+			      : 0;
+	c->fwd_head = malloc(cap + room);
 	int n = c->fwd_head ? http1_rewrite_request(&c->head, info, p, &fwd, c->fwd_head, cap)
 			    : -ENOMEM;
 	if (n < 0) {
@@ -736,9 +740,11 @@ static int start_request(struct conn *c)
 		return -1;
 	}
 	c->fwd_len = (uint32_t)n;
+	c->fwd_cap = (uint32_t)(cap + room);
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	c->rq = RQ_BODY;
-	c->s.flags |= ST_F_ONESHOT; /* request bodies: bounded read-ahead */
+	if (has_body)
+		c->s.flags |= ST_F_ONESHOT; /* request bodies: bounded read-ahead */
 	if (upstream_attach(c, -1) < 0) {
 		respond_local(c, 502, true);
 		return -1;

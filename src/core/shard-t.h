@@ -74,7 +74,7 @@ struct txitem {
 	uint32_t len;
 	int32_t bid;
 	char *heap;
-	uint32_t cap; /* heap: bytes allocated, so that small data can be appended */
+	uint32_t cap; /* bytes usable from base (0: none), so that small data can be appended */
 };
 
 #define TX_MAX 8
@@ -174,7 +174,7 @@ struct conn {
 	struct snapref *sref;
 	const struct snap_backend *backend;
 	char *fwd_head; /* request head sent upstream, kept for a replay */
-	uint32_t fwd_len;
+	uint32_t fwd_len, fwd_cap;
 	struct txitem replay[REPLAY_MAX]; /* body sent so far, while it fits */
 	uint8_t nreplay;
 	uint8_t ntried;
@@ -293,6 +293,7 @@ bool stream_tx_room(const struct stream *s);
 bool stream_tx_idle(const struct stream *s);
 int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap);
 int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap);
+int stream_tx_push_buf(struct stream *s, char *buf, uint32_t len, uint32_t cap);
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
 void shard_reap(struct shard *sh);

@@ -330,7 +330,7 @@ static int txq_push(struct stream *s, struct txq **qp, char *base, uint32_t len,
 		 * head): copied into it, so that one send goes out instead of a
 		 * sendmsg of two pieces. */
 		struct txitem *last = &q->tx[q->n - 1];
-		if (last->heap && last->base + last->len + len <= last->heap + last->cap) {
+		if (last->len + len <= last->cap) {
 			memcpy(last->base + last->len, base, len);
 			last->len += len;
 			return 0;
@@ -359,6 +359,13 @@ int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char
 int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap)
 {
 	return txq_push(s, &s->txq, heap, len, -1, heap, cap);
+}
+
+/* Queues len bytes of a buffer the caller keeps (not freed), with room for
+ * cap bytes from buf: small data pushed right after is appended to it. */
+int stream_tx_push_buf(struct stream *s, char *buf, uint32_t len, uint32_t cap)
+{
+	return txq_push(s, &s->txq, buf, len, -1, NULL, cap);
 }
 
 /* Under TLS: encrypts what waits in the plaintext queue (once the
@@ -489,6 +496,7 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 		if (left && done < q->sending) {
 			q->tx[done].base += left;
 			q->tx[done].len -= left;
+			q->tx[done].cap = 0; /* no appending behind a moved base */
 		}
 		memmove(q->tx, q->tx + done, sizeof(q->tx[0]) * (size_t)(q->n - done));
 		q->n = (uint8_t)(q->n - done);
