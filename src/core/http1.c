@@ -330,6 +330,33 @@ bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *
 	return false;
 }
 
+size_t http1_target_origin(const char *url, size_t len, const char **auth, size_t *alen)
+{
+	size_t i, start;
+
+	if (auth)
+		*auth = url;
+	if (alen)
+		*alen = 0;
+	if (!len || !isalpha((unsigned char)url[0]))
+		return 0;
+	for (i = 1; i < len; i++) {
+		unsigned char c = (unsigned char)url[i];
+		if (!isalnum(c) && c != '+' && c != '-' && c != '.')
+			break;
+	}
+	if (len - i < 3 || memcmp(url + i, "://", 3))
+		return 0;
+	start = i += 3;
+	while (i < len && url[i] != '/' && url[i] != '?' && url[i] != '#')
+		i++;
+	if (auth)
+		*auth = url + start;
+	if (alen)
+		*alen = i - start;
+	return i;
+}
+
 /* Bounded appender. */
 struct out {
 	char *p;
@@ -407,21 +434,12 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 {
 	struct out o = {.p = out, .cap = cap};
 
+	/* Absolute form goes upstream in origin form (the Host header carries
+	 * the authority). */
 	const char *url = h->buf + h->url.off;
-	size_t ul = h->url.len;
-	size_t skip = ul > 7 && !strncasecmp(url, "http://", 7)    ? 7
-		      : ul > 8 && !strncasecmp(url, "https://", 8) ? 8
-								   : 0;
-	if (skip) {
-		/* Absolute form goes upstream in origin form (the Host header
-		 * carries the authority). */
-		url += skip;
-		ul -= skip;
-		while (ul && *url != '/' && *url != '?') {
-			url++;
-			ul--;
-		}
-	}
+	size_t skip = http1_target_origin(url, h->url.len, NULL, NULL);
+	size_t ul = h->url.len - skip;
+	url += skip;
 	puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
 	put(&o, " ", 1);
 	if (!ul || *url == '?')

@@ -91,6 +91,12 @@ struct http1_fwd {
 	bool upgrade;           /* keep Upgrade and send "Connection: upgrade" */
 };
 
+/* Where the origin form of a request target starts: for an absolute-form
+ * target ("scheme://authority/path?q") the offset of its path (len when it
+ * has none), storing the authority in *auth / *alen when they are not NULL;
+ * 0 (and an empty authority) for any other form. */
+size_t http1_target_origin(const char *url, size_t len, const char **auth, size_t *alen);
+
 /* Finds header lname (lower case); stores its trimmed value. Returns its
  * index or -1. */
 int http1_find_header(const struct http1_head *h, const char *lname, const char **val,

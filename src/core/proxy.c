@@ -312,13 +312,9 @@ static void respond_redirect(struct conn *c, const char *host, size_t hl)
 			n++;
 			break;
 		}
-	if (ul > 8 && (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8))) {
-		size_t k = url[4] == ':' ? 7 : 8;
-		while (k < ul && url[k] != '/' && url[k] != '?')
-			k++;
-		url += k;
-		ul -= k;
-	}
+	size_t skip = http1_target_origin(url, ul, NULL, NULL);
+	url += skip;
+	ul -= skip;
 	size_t cap = n + ul + 64;
 	char *loc = malloc(cap), *buf = malloc(cap + 512);
 	if (!loc || !buf) {
@@ -654,28 +650,15 @@ static int start_request(struct conn *c)
 			status = 400;
 	}
 	if (!status) {
-		const char *host = "";
-		size_t hl = 0;
-		const char *url = c->head.buf + c->head.url.off;
-		size_t ul = c->head.url.len;
-		size_t skip = ul > 7 && !strncasecmp(url, "http://", 7)    ? 7
-			      : ul > 8 && !strncasecmp(url, "https://", 8) ? 8
-									   : 0;
-		if (skip) {
-			/* Absolute form: the target's authority is the host
-			 * (RFC 9112, 3.2.2), whatever the Host header says. */
-			host = url + skip;
-			while (hl < ul - skip && host[hl] != '/' && host[hl] != '?')
-				hl++;
-		} else if (info->host >= 0) {
-			host = c->head.buf + c->head.hdr[info->host].value.off;
-			hl = c->head.hdr[info->host].value.len;
-			while (hl && (*host == ' ' || *host == '\t')) {
-				host++;
-				hl--;
-			}
-			while (hl && (host[hl - 1] == ' ' || host[hl - 1] == '\t'))
-				hl--;
+		/* Absolute form: the target's authority is the host (RFC 9112,
+		 * 3.2.2), whatever the Host header says. */
+		const char *host;
+		size_t hl;
+		if (!http1_target_origin(c->head.buf + c->head.url.off, c->head.url.len, &host,
+					 &hl) &&
+		    http1_find_header(&c->head, "host", &host, &hl) < 0) {
+			host = "";
+			hl = 0;
 		}
 		const struct snap_host *hh;
 		if (!c->s.tls && cfg->https_port && (hh = router_host(sh->cur->snap, host, hl)) &&

@@ -4,6 +4,8 @@
  * compare host names case-insensitively in place. */
 #include "core/router.h"
 
+#include "core/http1.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -55,29 +57,6 @@ static bool is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* Skips an absolute-form "scheme://authority" prefix. Returns the offset of
- * the path (len when there is none), or 0 when in is not absolute-form. */
-static size_t skip_absolute(const char *in, size_t len)
-{
-	size_t i = 0;
-	unsigned char c;
-
-	if (!len || !((in[0] | 0x20) >= 'a' && (in[0] | 0x20) <= 'z'))
-		return 0;
-	for (i = 1; i < len; i++) {
-		c = (unsigned char)in[i];
-		if (!((lower(c) >= 'a' && lower(c) <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '+' || c == '-' || c == '.'))
-			break;
-	}
-	if (len - i < 3 || memcmp(in + i, "://", 3))
-		return 0;
-	for (i += 3; i < len; i++)
-		if (in[i] == '/' || in[i] == '?' || in[i] == '#')
-			break;
-	return i;
-}
-
 /* Normalises the path of a request target; see router.h. */
 int router_normalize_path(const char *in, size_t len, char *out, size_t cap)
 {
@@ -86,7 +65,7 @@ int router_normalize_path(const char *in, size_t len, char *out, size_t cap)
 
 	if (len > INT_MAX || cap > INT_MAX)
 		return -EINVAL;
-	i = skip_absolute(in, len);
+	i = http1_target_origin(in, len, NULL, NULL);
 	if (i) {
 		if (i == len || in[i] != '/') {
 			if (!cap)
