@@ -68,17 +68,33 @@ static int grow(struct balancer *b)
 	return 0;
 }
 
+static struct ep_state *lookup(const struct balancer *b, const struct snap_endpoint *ep,
+			       uint32_t h)
+{
+	if (!b->nbuckets)
+		return NULL;
+	for (struct ep_state *st = b->tab[h & (b->nbuckets - 1)]; st; st = st->next)
+		if (st->hash == h && st->addrlen == ep->addrlen &&
+		    !memcmp(&st->addr, &ep->addr, ep->addrlen))
+			return st;
+	return NULL;
+}
+
+struct ep_state *balancer_find(const struct balancer *b, const struct snap_endpoint *ep)
+{
+	return lookup(b, ep, snapshot_hash(&ep->addr, ep->addrlen, 0));
+}
+
 static struct ep_state *state_get(struct balancer *b, const struct snap_endpoint *ep)
 {
 	uint32_t h = snapshot_hash(&ep->addr, ep->addrlen, 0);
+	struct ep_state *found = lookup(b, ep, h);
+	if (found)
+		return found;
 	if (b->count >= b->nbuckets && grow(b) < 0 && !b->nbuckets)
 		return NULL;
 	struct ep_state **slot = &b->tab[h & (b->nbuckets - 1)];
 
-	for (struct ep_state *st = *slot; st; st = st->next)
-		if (st->hash == h && st->addrlen == ep->addrlen &&
-		    !memcmp(&st->addr, &ep->addr, ep->addrlen))
-			return st;
 	struct ep_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -114,6 +130,7 @@ int balancer_view_init(struct balancer *b, struct bal_view *v, const struct snap
 			v->eps[total] = state_get(b, &be->endpoints[e]);
 			if (!v->eps[total])
 				goto err;
+			v->eps[total]->generation = s->generation;
 			total++;
 		}
 	}

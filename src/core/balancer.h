@@ -24,6 +24,7 @@ struct ep_state {
 	uint32_t active;      /* requests in flight from this shard */
 	uint32_t fails;       /* failures in a row */
 	uint32_t mark;        /* sweep epoch */
+	uint64_t generation;  /* newest snapshot with this endpoint (view_init) */
 	uint64_t eject_until; /* ms; skipped until then */
 	uint64_t backoff_ms;  /* next ejection length */
 	double ewma_ms;       /* response-time average */
@@ -59,6 +60,9 @@ void balancer_deinit(struct balancer *b);
  * start is the shard's round-robin offset. Returns 0 or -ENOMEM. */
 int balancer_view_init(struct balancer *b, struct bal_view *v, const struct snapshot *s,
 		       uint32_t start);
+
+/* The state of an endpoint address, or NULL when no snapshot has it. */
+struct ep_state *balancer_find(const struct balancer *b, const struct snap_endpoint *ep);
 
 /* Frees v's arrays (not the states). */
 void balancer_view_deinit(struct bal_view *v);

@@ -107,15 +107,6 @@ static struct upstream *pool_take(struct shard *sh, const struct snap_endpoint *
 	return NULL;
 }
 
-static bool snapshot_has_endpoint(const struct snapshot *s, const struct snap_endpoint *ep)
-{
-	for (uint32_t b = 0; b < s->nbackends; b++)
-		for (uint32_t e = 0; e < s->backends[b].nendpoints; e++)
-			if (ep_equal(&s->backends[b].endpoints[e], ep))
-				return true;
-	return false;
-}
-
 /* Closes idle connections to endpoints that the current snapshot no longer
  * has (all of them when stopping). */
 void proxy_pool_flush(struct shard *sh)
@@ -124,7 +115,11 @@ void proxy_pool_flush(struct shard *sh)
 		struct upstream *u = sh->pool[b];
 		while (u) {
 			struct upstream *next = u->pool_next;
-			if (sh->stopping || !sh->cur || !snapshot_has_endpoint(sh->cur->snap, &u->ep)) {
+			/* The endpoint states of the current snapshot carry its
+			 * generation (set when it was adopted). */
+			struct ep_state *st = balancer_find(&sh->bal, &u->ep);
+			if (sh->stopping || !sh->cur || !st ||
+			    st->generation != sh->cur->snap->generation) {
 				pool_remove(sh, u);
 				stream_close(&u->s);
 			}
