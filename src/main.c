@@ -24,7 +24,9 @@
 #define RINGRESS_VERSION "0.1.0"
 
 enum flag_kind {
-	F_STRING, F_PORT, F_INT, F_UINT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL, F_LB, F_NEXT, F_SPLICE
+	F_STRING, F_PORT, F_INT, F_UINT, F_DURATION, F_SIZE, F_BOOL, F_LEVEL,
+	F_CHOICE, /* one word of flag->words, stored as a uint8_t */
+	F_WORDS,  /* words of flag->words (space or comma separated), OR-ed as a uint32_t */
 };
 
 struct options {
@@ -45,115 +47,136 @@ static struct options opt;
 static uint64_t sync_period_ms;
 static uint64_t status_update_interval_ms, election_ttl_ms;
 
+/* A word a flag accepts and the value it stands for. */
+struct word {
+	const char *name;
+	uint32_t value;
+};
+
+static const struct word lb_words[] = {{"round_robin", SNAP_LB_ROUND_ROBIN},
+				       {"ewma", SNAP_LB_EWMA},
+				       {"least_request", SNAP_LB_LEAST_REQUEST},
+				       {NULL, 0}};
+static const struct word splice_words[] = {{"off", SPLICE_MODE_OFF},
+					   {"poll", SPLICE_MODE_POLL},
+					   {"uring", SPLICE_MODE_URING},
+					   {NULL, 0}};
+static const struct word next_words[] = {{"error", NEXT_UPSTREAM_ERROR},
+					 {"timeout", NEXT_UPSTREAM_TIMEOUT},
+					 {"off", 0},
+					 {NULL, 0}};
+
 struct flag {
 	const char *name;
 	enum flag_kind kind;
 	void *dst;
 	const char *def; /* default as written on the command line; NULL: none */
 	const char *help;
+	const struct word *words; /* F_CHOICE and F_WORDS */
 };
 
 /* Every flag, its default and its help line: --help and docs/configuration.md
  * list exactly these. */
 static const struct flag flags[] = {
 	{"manifests", F_STRING, &opt.k8s.manifests, NULL,
-	 "File or directory of Kubernetes YAML/JSON manifests to serve (instead of the API server)"},
+	 "File or directory of Kubernetes YAML/JSON manifests to serve (instead of the API server)", NULL},
 	{"kubeconfig", F_STRING, &opt.k8s.kubeconfig, NULL,
-	 "Kubeconfig file to reach the API server (default: in-cluster service account)"},
+	 "Kubeconfig file to reach the API server (default: in-cluster service account)", NULL},
 	{"kube-context", F_STRING, &opt.k8s.kube_context, NULL,
-	 "Kubeconfig context to use (default: its current-context)"},
+	 "Kubeconfig context to use (default: its current-context)", NULL},
 	{"apiserver-host", F_STRING, &opt.k8s.apiserver_host, NULL,
-	 "API server URL, overriding the kubeconfig's or the in-cluster one"},
+	 "API server URL, overriding the kubeconfig's or the in-cluster one", NULL},
 	{"serviceaccount-dir", F_STRING, &opt.k8s.serviceaccount_dir,
 	 "/var/run/secrets/kubernetes.io/serviceaccount",
-	 "Directory of the in-cluster token, ca.crt and namespace (token re-read every minute)"},
+	 "Directory of the in-cluster token, ca.crt and namespace (token re-read every minute)", NULL},
 	{"watch-namespace", F_STRING, &opt.k8s.watch_namespace, NULL,
-	 "Namespace to watch for Ingresses, Services, EndpointSlices, Secrets (default: all)"},
+	 "Namespace to watch for Ingresses, Services, EndpointSlices, Secrets (default: all)", NULL},
 	{"configmap", F_STRING, &opt.k8s.configmap, NULL,
-	 "NAMESPACE/NAME of the ConfigMap of global settings to watch"},
+	 "NAMESPACE/NAME of the ConfigMap of global settings to watch", NULL},
 	{"update-status", F_BOOL, &opt.k8s.update_status, "true",
-	 "Write status.loadBalancer of our Ingresses (the elected leader only)"},
+	 "Write status.loadBalancer of our Ingresses (the elected leader only)", NULL},
 	{"publish-service", F_STRING, &opt.k8s.publish_service, NULL,
-	 "NAMESPACE/NAME of the Service whose load-balancer addresses go into Ingress status"},
+	 "NAMESPACE/NAME of the Service whose load-balancer addresses go into Ingress status", NULL},
 	{"publish-status-address", F_STRING, &opt.k8s.publish_status_address, NULL,
-	 "Comma-separated addresses to put into Ingress status (instead of --publish-service)"},
+	 "Comma-separated addresses to put into Ingress status (instead of --publish-service)", NULL},
 	{"status-update-interval", F_DURATION, &status_update_interval_ms, "60s",
-	 "Time between two checks of the Ingress status"},
+	 "Time between two checks of the Ingress status", NULL},
 	{"update-status-on-shutdown", F_BOOL, &opt.k8s.update_status_on_shutdown, "true",
-	 "Remove the Ingress status on shutdown when no other ringress pod runs"},
+	 "Remove the Ingress status on shutdown when no other ringress pod runs", NULL},
 	{"election-id", F_STRING, &opt.k8s.election_id, "ingress-controller-leader",
-	 "Name of the Lease used to elect the replica that writes status"},
+	 "Name of the Lease used to elect the replica that writes status", NULL},
 	{"election-ttl", F_DURATION, &election_ttl_ms, "30s",
-	 "Lease duration of the leader election (renewed every ttl/4)"},
-	{"bind", F_STRING, &opt.core.bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6)"},
-	{"http-port", F_PORT, &opt.http_port, "80", "Port for HTTP traffic"},
-	{"admin-port", F_PORT, &opt.admin_port, "10254", "Port for /healthz and /readyz"},
-	{"https-port", F_UINT, &opt.https_port, "443", "Port for HTTPS traffic (0 = no TLS listener)"},
+	 "Lease duration of the leader election (renewed every ttl/4)", NULL},
+	{"bind", F_STRING, &opt.core.bind, "0.0.0.0", "Address to listen on (IPv4 or IPv6)", NULL},
+	{"http-port", F_PORT, &opt.http_port, "80", "Port for HTTP traffic", NULL},
+	{"admin-port", F_PORT, &opt.admin_port, "10254", "Port for /healthz and /readyz", NULL},
+	{"https-port", F_UINT, &opt.https_port, "443", "Port for HTTPS traffic (0 = no TLS listener)", NULL},
 	{"default-ssl-certificate", F_STRING, &opt.k8s.default_ssl_certificate, NULL,
 	 "NAMESPACE/NAME of the kubernetes.io/tls Secret served when no certificate matches the "
-	 "SNI (default: a self-signed certificate made at start-up)"},
+	 "SNI (default: a self-signed certificate made at start-up)", NULL},
 	{"ssl-protocols", F_STRING, &opt.tls.protocols, "TLSv1.2 TLSv1.3",
-	 "TLS versions accepted, space separated"},
+	 "TLS versions accepted, space separated", NULL},
 	{"ssl-ciphers", F_STRING, &opt.tls.ciphers, NULL,
-	 "TLS 1.2 cipher suites, ':' separated (default: ingress-nginx's list)"},
-	{"hsts", F_BOOL, &opt.hsts, "true", "Send Strict-Transport-Security on HTTPS responses"},
-	{"hsts-max-age", F_UINT, &opt.hsts_max_age, "31536000", "HSTS max-age, in seconds"},
+	 "TLS 1.2 cipher suites, ':' separated (default: ingress-nginx's list)", NULL},
+	{"hsts", F_BOOL, &opt.hsts, "true", "Send Strict-Transport-Security on HTTPS responses", NULL},
+	{"hsts-max-age", F_UINT, &opt.hsts_max_age, "31536000", "HSTS max-age, in seconds", NULL},
 	{"hsts-include-subdomains", F_BOOL, &opt.hsts_subdomains, "true",
-	 "Add includeSubDomains to the HSTS header"},
+	 "Add includeSubDomains to the HSTS header", NULL},
 	{"shards", F_INT, &opt.shards, NULL,
-	 "Shard threads, one per CPU (default: CPUs the process may run on)"},
+	 "Shard threads, one per CPU (default: CPUs the process may run on)", NULL},
 	{"ingress-class", F_STRING, &opt.k8s.ingress_class, "ringress",
-	 "Ingress class name this controller serves"},
+	 "Ingress class name this controller serves", NULL},
 	{"controller-class", F_STRING, &opt.k8s.controller_class, "ringress.io/ingress-controller",
-	 "IngressClass spec.controller value this controller serves"},
+	 "IngressClass spec.controller value this controller serves", NULL},
 	{"watch-ingress-without-class", F_BOOL, &opt.k8s.watch_without_class, "false",
-	 "Also serve Ingresses that name no class"},
+	 "Also serve Ingresses that name no class", NULL},
 	{"client-header-timeout", F_DURATION, &opt.core.client_header_timeout_ms, "60s",
-	 "Time allowed to read a request head"},
+	 "Time allowed to read a request head", NULL},
 	{"client-body-timeout", F_DURATION, &opt.core.client_body_timeout_ms, "60s",
-	 "Time allowed between two reads of a request body or two writes to a client"},
+	 "Time allowed between two reads of a request body or two writes to a client", NULL},
 	{"keep-alive", F_DURATION, &opt.core.keepalive_timeout_ms, "75s",
-	 "Idle time before a keep-alive client connection closes"},
+	 "Idle time before a keep-alive client connection closes", NULL},
 	{"keep-alive-requests", F_INT, &opt.keepalive_requests, "1000",
-	 "Requests served on one client connection"},
+	 "Requests served on one client connection", NULL},
 	{"proxy-connect-timeout", F_DURATION, &opt.core.proxy_connect_timeout_ms, "5s",
-	 "Time allowed to connect to an upstream (504 after)"},
+	 "Time allowed to connect to an upstream (504 after)", NULL},
 	{"proxy-read-timeout", F_DURATION, &opt.core.proxy_read_timeout_ms, "60s",
-	 "Time allowed between two reads from an upstream (504 after)"},
+	 "Time allowed between two reads from an upstream (504 after)", NULL},
 	{"proxy-send-timeout", F_DURATION, &opt.core.proxy_send_timeout_ms, "60s",
-	 "Time allowed between two writes to an upstream"},
+	 "Time allowed between two writes to an upstream", NULL},
 	{"upstream-keepalive-timeout", F_DURATION, &opt.core.upstream_keepalive_timeout_ms, "60s",
-	 "Idle time before a kept-alive upstream connection closes"},
+	 "Idle time before a kept-alive upstream connection closes", NULL},
 	{"upstream-keepalive-requests", F_INT, &opt.upstream_keepalive_requests, "10000",
-	 "Requests sent on one upstream connection"},
+	 "Requests sent on one upstream connection", NULL},
 	{"upstream-keepalive-connections", F_UINT, &opt.upstream_keepalive_conns, "320",
-	 "Idle upstream connections kept per shard (0 = none)"},
+	 "Idle upstream connections kept per shard (0 = none)", NULL},
 	{"proxy-body-size", F_SIZE, &opt.core.proxy_body_size, "1m",
-	 "Largest request body (413 above; 0 = unlimited)"},
+	 "Largest request body (413 above; 0 = unlimited)", NULL},
 	{"max-header-size", F_SIZE, &opt.max_header_size, "32k",
-	 "Largest request head, request line and headers together (431 above)"},
-	{"load-balance", F_LB, &opt.core.load_balance, "round_robin",
-	 "round_robin, ewma or least_request (power of two choices); annotation load-balance"},
+	 "Largest request head, request line and headers together (431 above)", NULL},
+	{"load-balance", F_CHOICE, &opt.core.load_balance, "round_robin",
+	 "round_robin, ewma or least_request (power of two choices); annotation load-balance",
+	 lb_words},
 	{"max-fails", F_UINT, &opt.max_fails, "3",
-	 "Failures in a row (connect error, reset, 5xx) before an endpoint is skipped; 0 = never"},
+	 "Failures in a row (connect error, reset, 5xx) before an endpoint is skipped; 0 = never", NULL},
 	{"fail-timeout", F_DURATION, &opt.core.fail_timeout_ms, "10s",
-	 "How long a failing endpoint is skipped; doubles while it keeps failing (up to 8x)"},
-	{"proxy-next-upstream", F_NEXT, &opt.core.next_upstream, "error timeout",
-	 "When a request may go to another endpoint: error, timeout, off"},
+	 "How long a failing endpoint is skipped; doubles while it keeps failing (up to 8x)", NULL},
+	{"proxy-next-upstream", F_WORDS, &opt.core.next_upstream, "error timeout",
+	 "When a request may go to another endpoint: error, timeout, off", next_words},
 	{"proxy-next-upstream-tries", F_INT, &opt.next_upstream_tries, "3",
-	 "Endpoints tried at most per request"},
-	{"splice-mode", F_SPLICE, &opt.core.splice_mode, "poll",
+	 "Endpoints tried at most per request", NULL},
+	{"splice-mode", F_CHOICE, &opt.core.splice_mode, "poll",
 	 "How large response bodies move: off (buffers), poll (splice(2) on the shard) or uring "
-	 "(IORING_OP_SPLICE in io-wq)"},
+	 "(IORING_OP_SPLICE in io-wq)", splice_words},
 	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "64k",
-	 "Response bodies of at least this many bytes (Content-Length) are spliced"},
+	 "Response bodies of at least this many bytes (Content-Length) are spliced", NULL},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
-	 "On SIGTERM, time allowed for requests in flight before connections are cut"},
+	 "On SIGTERM, time allowed for requests in flight before connections are cut", NULL},
 	{"sync-period", F_DURATION, &sync_period_ms, "200ms",
-	 "Delay between a change (manifests or API server) and the rebuild of the configuration"},
-	{"log-level", F_LEVEL, &opt.log_level, "info", "error, warn, info or debug"},
-	{"version", F_BOOL, NULL, NULL, "Print the version and exit"},
-	{"help", F_BOOL, NULL, NULL, "Print this help and exit"},
+	 "Delay between a change (manifests or API server) and the rebuild of the configuration", NULL},
+	{"log-level", F_LEVEL, &opt.log_level, "info", "error, warn, info or debug", NULL},
+	{"version", F_BOOL, NULL, NULL, "Print the version and exit", NULL},
+	{"help", F_BOOL, NULL, NULL, "Print this help and exit", NULL},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -170,13 +193,26 @@ static void usage(FILE *f)
 				  : flags[i].kind == F_PORT || flags[i].kind == F_INT ||
 					    flags[i].kind == F_UINT ? " N"
 				  : flags[i].kind == F_LEVEL ? " LEVEL"
-				  : flags[i].kind == F_SPLICE ? " MODE" : " VALUE";
+				  : flags[i].kind == F_CHOICE ? " WORD" : " VALUE";
 		snprintf(left, sizeof(left), "--%s%s", flags[i].name, arg);
 		fprintf(f, "  %-38s %s", left, flags[i].help);
 		if (flags[i].def && strcmp(flags[i].def, "false"))
 			fprintf(f, " (default %s)", flags[i].def);
 		fputc('\n', f);
 	}
+}
+
+/* "expected a, b or c" for a flag's words (static buffer). */
+static const char *words_expected(const struct word *w, enum flag_kind kind)
+{
+	static char buf[160];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "expected %s",
+				    kind == F_WORDS ? "words among " : "");
+	for (int i = 0; w[i].name && n < sizeof(buf); i++) {
+		const char *sep = !i ? "" : (w[i + 1].name || kind == F_WORDS) ? ", " : " or ";
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", sep, w[i].name);
+	}
+	return buf;
 }
 
 static _Noreturn void bad_flag(const char *name, const char *val, const char *why)
@@ -220,44 +256,30 @@ static void set_flag(const struct flag *f, const char *val)
 			bad_flag(f->name, val, "expected a whole number");
 		*(uint64_t *)dst = v;
 		break;
-	case F_LB:
-		if (!strcmp(val, "round_robin"))
-			*(uint8_t *)dst = SNAP_LB_ROUND_ROBIN;
-		else if (!strcmp(val, "ewma"))
-			*(uint8_t *)dst = SNAP_LB_EWMA;
-		else if (!strcmp(val, "least_request"))
-			*(uint8_t *)dst = SNAP_LB_LEAST_REQUEST;
-		else
-			bad_flag(f->name, val, "expected round_robin, ewma or least_request");
-		break;
-	case F_NEXT: {
-		/* A list of words separated by spaces or commas. */
+	case F_CHOICE:
+	case F_WORDS: {
+		/* One word (F_CHOICE) or a list of them, spaces or commas between. */
 		uint32_t m = 0;
+		int n = 0;
 		char buf[128];
 		snprintf(buf, sizeof(buf), "%s", val);
 		for (char *save, *w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-			if (!strcmp(w, "error"))
-				m |= NEXT_UPSTREAM_ERROR;
-			else if (!strcmp(w, "timeout"))
-				m |= NEXT_UPSTREAM_TIMEOUT;
-			else if (!strcmp(w, "off"))
-				m = 0;
-			else
-				bad_flag(f->name, val, "expected words among error, timeout, off");
+			const struct word *k = f->words;
+			while (k->name && strcmp(k->name, w))
+				k++;
+			if (!k->name || (f->kind == F_CHOICE && n))
+				bad_flag(f->name, val, words_expected(f->words, f->kind));
+			m = k->value ? m | k->value : 0; /* a word worth 0 ("off") clears */
+			n++;
 		}
-		*(uint32_t *)dst = m;
+		if (!n)
+			bad_flag(f->name, val, words_expected(f->words, f->kind));
+		if (f->kind == F_CHOICE)
+			*(uint8_t *)dst = (uint8_t)m;
+		else
+			*(uint32_t *)dst = m;
 		break;
 	}
-	case F_SPLICE:
-		if (!strcmp(val, "off"))
-			*(uint8_t *)dst = SPLICE_MODE_OFF;
-		else if (!strcmp(val, "poll"))
-			*(uint8_t *)dst = SPLICE_MODE_POLL;
-		else if (!strcmp(val, "uring"))
-			*(uint8_t *)dst = SPLICE_MODE_URING;
-		else
-			bad_flag(f->name, val, "expected off, poll or uring");
-		break;
 	case F_DURATION:
 		if (units_parse_duration(val, &v) < 0)
 			bad_flag(f->name, val, "expected a duration such as 60, 60s, 500ms or 5m");
