@@ -168,6 +168,8 @@ class State:
         self.compacted = 0
         self.objects = {}  # (plural, ns, name) -> obj (stored with kind/apiVersion)
         self.sorted = {}  # plural -> [((ns, name), obj)] sorted, rebuilt after a change
+        self.keys = {}  # plural -> [(ns, name)] of self.sorted[plural], for continue tokens
+        self.list_json = {}  # (plural, ns, name) -> (resourceVersion, item as JSON bytes)
         self.events = []  # (rv, plural, type, obj)
         self.event_rvs = []
         self.watchers = set()
@@ -201,7 +203,17 @@ class State:
             cached = sorted((((ns, name), o) for (p, ns, name), o in self.objects.items()
                              if p == plural), key=lambda x: x[0])
             self.sorted[plural] = cached
+            self.keys[plural] = [k for k, _ in cached]
         return cached
+
+    def item_json(self, plural, key, obj):
+        """The object as a list item (no kind/apiVersion), serialised once per version."""
+        rv = obj["metadata"].get("resourceVersion")
+        hit = self.list_json.get((plural,) + key)
+        if hit is None or hit[0] != rv:
+            hit = (rv, json.dumps(strip_for_list(obj)).encode())
+            self.list_json[(plural,) + key] = hit
+        return hit[1]
 
     def emit(self, plural, etype, obj):
         self.sorted.pop(plural, None)
@@ -242,6 +254,7 @@ class State:
         obj = self.objects.pop((plural, ns, name), None)
         if obj is None:
             return None
+        self.list_json.pop((plural, ns, name), None)
         self.rv += 1
         obj = copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = str(self.rv)
@@ -281,9 +294,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- helpers ----
     def send_json(self, code, obj, extra=None):
-        body = json.dumps(obj).encode()
+        self.send_body(code, "application/json", json.dumps(obj).encode(), extra)
+
+    def send_body(self, code, ctype, body, extra=None):
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
@@ -424,6 +439,8 @@ class Handler(BaseHTTPRequestHandler):
     def select(self, plural, ns, q):
         fs = parse_selector(q.get("fieldSelector"))
         ls = parse_selector(q.get("labelSelector"))
+        if not ns and not fs and not ls:
+            return STATE.by_plural(plural)
         out = []
         for (ons, name), obj in STATE.by_plural(plural):
             if ns and ons != ns:
@@ -451,7 +468,8 @@ class Handler(BaseHTTPRequestHandler):
                                      "the continue parameter.")
             items = self.select(plural, ns, q)
             if start is not None:
-                keys = [k for k, _ in items]
+                keys = STATE.keys[plural] if items is STATE.sorted.get(plural) \
+                    else [k for k, _ in items]
                 items = items[bisect.bisect_right(keys, start):]
             meta = {"resourceVersion": str(list_rv)}
             if limit and len(items) > limit:
@@ -460,9 +478,12 @@ class Handler(BaseHTTPRequestHandler):
                     json.dumps({"rv": list_rv, "start": list(last)}).encode()).decode()
                 meta["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
-            body = {"kind": RESOURCES[plural][1] + "List", "apiVersion": RESOURCES[plural][2],
-                    "metadata": meta, "items": [strip_for_list(o) for _, o in items]}
-        self.send_json(200, body)
+            head = {"kind": RESOURCES[plural][1] + "List", "apiVersion": RESOURCES[plural][2],
+                    "metadata": meta}
+            body = b"".join((json.dumps(head).encode()[:-1], b', "items": [',
+                             b", ".join(STATE.item_json(plural, k, o) for k, o in items),
+                             b"]}"))
+        self.send_body(200, "application/json", body)
 
     # ---- watch ----
     def write_chunks(self, data):
