@@ -606,7 +606,7 @@ static int start_request(struct conn *c)
 	struct shard *sh = c->s.sh;
 	const struct core_config *cfg = sh->cfg;
 	llhttp_t *p = &c->parser;
-	struct http1_info *info = &c->info;
+	struct http1_info info_buf, *info = &info_buf; /* needed only here */
 	int status = 0;
 
 	c->nreq++;
@@ -742,13 +742,14 @@ static void replay_keep(struct conn *c, char *data, uint32_t len, uint16_t bid)
 {
 	if (!(c->flags & C_F_REPLAYABLE))
 		return;
-	if (c->nreplay == REPLAY_MAX) {
-		replay_release(c);
+	if (c->nreplay == REPLAY_MAX ||
+	    (!c->replay && !(c->replay = malloc(REPLAY_MAX * sizeof(*c->replay))))) {
+		replay_release(c); /* no replay of this request */
 		c->flags &= ~C_F_REPLAYABLE;
 		return;
 	}
 	c->s.sh->bufref[bid]++;
-	c->replay[c->nreplay++] = (struct txitem){.base = data, .len = len, .bid = bid};
+	c->replay[c->nreplay++] = (struct replay_item){.base = data, .len = len, .bid = bid};
 }
 
 /* Streams request body bytes from the client to the upstream as received,
@@ -1392,6 +1393,7 @@ void proxy_on_closed(struct stream *s)
 	struct conn *c = conn_of(s);
 	upstream_detach_close(c);
 	replay_release(c);
+	free(c->replay);
 	splice_free(c);
 	if (s->tls)
 		sh->cfg->tls_ops->conn_free(s->tls);

@@ -157,6 +157,13 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
+/* A body chunk kept for a replay: a slice of a provided buffer. */
+struct replay_item {
+	char *base;
+	uint32_t len;
+	uint16_t bid;
+};
+
 struct upstream;
 
 /* A client connection and the request it is serving. */
@@ -170,12 +177,13 @@ struct conn {
 	uint64_t body_bytes;
 	llhttp_t parser;
 	struct http1_head head;
-	struct http1_info info;
 	struct snapref *sref;
 	const struct snap_backend *backend;
 	char *fwd_head; /* request head sent upstream, kept for a replay */
 	uint32_t fwd_len, fwd_cap;
-	struct txitem replay[REPLAY_MAX]; /* body sent so far, while it fits */
+	/* Body sent so far, while it fits: REPLAY_MAX items, allocated by the
+	 * first request with a body (idle connections stay small). */
+	struct replay_item *replay;
 	uint8_t nreplay;
 	uint8_t ntried;
 	uint32_t tried[4]; /* endpoint indices already tried */
