@@ -52,11 +52,15 @@ fn addIncludes(c: *std.Build.Step.Compile) void {
     c.linkLibC();
 }
 
-pub fn build(b: *std.Build) void {
-    const target = b.standardTargetOptions(.{});
-    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimisation mode (default ReleaseSafe)") orelse .ReleaseSafe;
-    wolfssl_prefix = b.option([]const u8, "wolfssl-prefix", "Use the wolfSSL installed under this prefix (./bootstrap.sh --fast-crypto) instead of the system one");
+const syslibs = [_][]const u8{ "uring", "cjson", "yaml", "curl-gnutls", "wolfssl", "pthread" };
 
+/// The ringress binary and its libraries (core, k8s, tls: one static library per
+/// folder), built with one optimisation mode. Artifacts are built only when a
+/// step needs them, so the ReleaseFast copy for `zig build bench` costs nothing
+/// elsewhere.
+const Ringress = struct { exe: *std.Build.Step.Compile, libs: []const *std.Build.Step.Compile };
+
+fn addRingress(b: *std.Build, target: std.zig.CrossTarget, optimize: std.builtin.OptimizeMode) Ringress {
     // core: data plane. liburing + llhttp only.
     const core = b.addStaticLibrary(.{ .name = "ringress-core", .target = target, .optimize = optimize });
     addIncludes(core);
@@ -81,14 +85,33 @@ pub fn build(b: *std.Build) void {
     }
     libs_list.append(core) catch @panic("oom");
     const libs = libs_list.items;
-    const syslibs = [_][]const u8{ "uring", "cjson", "yaml", "curl-gnutls", "wolfssl", "pthread" };
 
     const exe = b.addExecutable(.{ .name = "ringress", .target = target, .optimize = optimize });
     addIncludes(exe);
     exe.addCSourceFiles(&.{"src/main.c"}, &cflags);
     for (libs) |l| exe.linkLibrary(l);
     for (syslibs) |l| exe.linkSystemLibrary(l);
-    b.installArtifact(exe);
+    return .{ .exe = exe, .libs = libs };
+}
+
+/// bench/micro.c linked against one build of the libraries.
+fn addMicro(b: *std.Build, target: std.zig.CrossTarget, optimize: std.builtin.OptimizeMode, libs: []const *std.Build.Step.Compile) *std.Build.Step.Compile {
+    const micro = b.addExecutable(.{ .name = "ringress-micro", .target = target, .optimize = optimize });
+    addIncludes(micro);
+    micro.addCSourceFiles(&.{"bench/micro.c"}, &cflags);
+    for (libs) |l| micro.linkLibrary(l);
+    for (syslibs) |l| micro.linkSystemLibrary(l);
+    return micro;
+}
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimisation mode (default ReleaseSafe)") orelse .ReleaseSafe;
+    wolfssl_prefix = b.option([]const u8, "wolfssl-prefix", "Use the wolfSSL installed under this prefix (./bootstrap.sh --fast-crypto) instead of the system one");
+
+    const main = addRingress(b, target, optimize);
+    const libs = main.libs;
+    b.installArtifact(main.exe);
 
     // The project's own test backend (echo server, demo backend).
     const echo = b.addExecutable(.{ .name = "ringress-echo", .target = target, .optimize = optimize });
@@ -140,6 +163,10 @@ pub fn build(b: *std.Build) void {
     run_integ.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
     run_integ.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
     run_integ.setEnvironmentVariable("RINGRESS_WS", b.getInstallPath(.bin, "ringress-ws"));
+    // bench_test runs `bench/run.sh --quick` so that the harness never rots.
+    const test_micro = b.addInstallArtifact(addMicro(b, target, optimize, libs), .{ .dest_dir = .{ .override = .{ .custom = "tests" } } });
+    run_integ.step.dependOn(&test_micro.step);
+    run_integ.setEnvironmentVariable("RINGRESS_MICRO", b.getInstallPath(.{ .custom = "tests" }, "ringress-micro"));
     test_step.dependOn(&run_integ.step);
 
     const unit_step = b.step("unit", "Run unit tests only");
@@ -151,10 +178,19 @@ pub fn build(b: *std.Build) void {
     demo.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
     b.step("demo", "Run ringress on examples/demo with two demo backends").dependOn(&demo.step);
 
+    // The benchmark always measures ReleaseFast builds (zig-out/bench/), whatever
+    // -Doptimize says: ringress and the micro-benchmarks of bench/micro.c.
+    const fast = addRingress(b, target, .ReleaseFast);
+    const fast_install = b.addInstallArtifact(fast.exe, .{ .dest_dir = .{ .override = .{ .custom = "bench" } } });
+    const micro = addMicro(b, target, .ReleaseFast, fast.libs);
+    const micro_install = b.addInstallArtifact(micro, .{ .dest_dir = .{ .override = .{ .custom = "bench" } } });
     const bench = b.addSystemCommand(&.{ "bash", "bench/run.sh" });
     bench.step.dependOn(b.getInstallStep());
+    bench.step.dependOn(&fast_install.step);
+    bench.step.dependOn(&micro_install.step);
     if (b.args) |a| bench.addArgs(a);
-    bench.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.bin, "ringress"));
+    bench.setEnvironmentVariable("RINGRESS_BIN", b.getInstallPath(.{ .custom = "bench" }, "ringress"));
+    bench.setEnvironmentVariable("RINGRESS_MICRO", b.getInstallPath(.{ .custom = "bench" }, "ringress-micro"));
     bench.setEnvironmentVariable("RINGRESS_ECHO", b.getInstallPath(.bin, "ringress-echo"));
     b.step("bench", "Benchmark ringress against HAProxy and nginx (bench/run.sh)").dependOn(&bench.step);
 }

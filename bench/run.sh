@@ -2,15 +2,16 @@
 # bench/run.sh - wrk (and h2load --h1) against ringress, HAProxy and nginx
 # proxying to one nginx origin; prints markdown tables.
 #
-#   zig build bench                 (5 s per proxy and case, about 10 min)
-#   zig build bench -- --quick      (the small case only, 2 s per proxy)
+#   zig build bench                 (ReleaseFast builds; 5 s per proxy and case, about 10 min)
+#   zig build bench -- --quick      (the small case, 2 s per proxy, and a short micro)
 #   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST]
 #                     [--cases LIST] [--no-pin] [--chart] [--syscall-window S]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
 #   --cases LIST  comma-separated subset of: small,small16,small256,
 #                 small-h2load,small16-h2load,small256-h2load,post1k,close,
-#                 64k,1m,100m,idle10k (default: all; --quick: small only)
+#                 64k,1m,100m,idle10k,micro (default: all; --quick: small
+#                 and a short micro)
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
 #   --chart       also draw requests/s and CPU us/request of the small cases
 #                 into docs/benchmarks.png (gnuplot; skipped when absent)
@@ -22,7 +23,11 @@
 # Connection: close, 64 KiB, 1 MiB and 100 MiB responses, and idle10k: 10,000
 # idle keep-alive client connections (bench/idle.py) to a fresh process of
 # each proxy, reporting resident memory per connection ((RSS at 10k - RSS at
-# 1k) / 9k; nginx: master + worker).
+# 1k) / 9k; nginx: master + worker). micro: bench/micro.c (ringress-micro,
+# built ReleaseFast by `zig build bench`; RINGRESS_MICRO): router lookups over
+# 10,000 hosts x 10 paths, snapshot compile time and heap for 10,000
+# Ingresses, SPSC queue throughput between two threads, llhttp parse + header
+# rewrite per request.
 # For 64k, 1m and 100m ringress also runs with --splice-mode off and uring
 # (rows ringress-buffers, ringress-uring; the default is poll), and HAProxy
 # has "option splice-auto".
@@ -43,8 +48,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 RINGRESS_BIN="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
+RINGRESS_MICRO="${RINGRESS_MICRO:-$root/zig-out/bench/ringress-micro}"
 
 duration=5
+quick=0
 conns=50
 only="direct,ringress,haproxy,nginx"
 pin=1
@@ -55,7 +62,7 @@ argv=("$@")
 base="${BENCH_PORT_BASE:-18080}"
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) duration=2; cases="${cases:-small}"; window="${window:-1}" ;;
+	--quick) quick=1; duration=2; cases="${cases:-small,micro}"; window="${window:-1}" ;;
 	--duration) duration="$2"; shift ;;
 	--connections) conns="$2"; shift ;;
 	--only) only="$2"; shift ;;
@@ -63,7 +70,7 @@ while [ $# -gt 0 ]; do
 	--no-pin) pin=0 ;;
 	--chart) chart=1 ;;
 	--syscall-window) window="$2"; shift ;;
-	-h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -206,7 +213,7 @@ size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_po
 code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$backend_port/")"
 [ "$code" = 200 ] || { echo "bench: backend answers $code to a POST, expected 200" >&2; exit 1; }
 
-all_cases="small,small16,small256,small-h2load,small16-h2load,small256-h2load,post1k,close,64k,1m,100m,idle10k"
+all_cases="small,small16,small256,small-h2load,small16-h2load,small256-h2load,post1k,close,64k,1m,100m,idle10k,micro"
 cases="${cases:-$all_cases}"
 IFS=',' read -r -a case_list <<<"$cases"
 for c in "${case_list[@]}"; do
@@ -444,7 +451,7 @@ check_post() { # name port
 # Every proxy starts once and idles while the others are measured.
 declare -A ports=() procs=()
 load_cases=()
-for c in "${case_list[@]+"${case_list[@]}"}"; do [ "$c" = idle10k ] || load_cases+=("$c"); done
+for c in "${case_list[@]+"${case_list[@]}"}"; do [ "$c" = idle10k ] || [ "$c" = micro ] || load_cases+=("$c"); done
 any_large=0
 for c in "${load_cases[@]+"${load_cases[@]}"}"; do large "$c" && any_large=1; done
 if [ "${#load_cases[@]}" -gt 0 ]; then
@@ -582,6 +589,18 @@ if [ "${#idle_results[@]}" -gt 0 ]; then
 	done
 	echo
 	echo "ratio: ringress's KiB per idle connection divided by the row's (below 1 is smaller)."
+fi
+if has_case micro; then
+	echo
+	echo "**micro** ($RINGRESS_MICRO$([ "$quick" = 1 ] && echo " --quick"); best of several rounds)"
+	echo
+	if [ -x "$RINGRESS_MICRO" ]; then
+		micro_args=()
+		[ "$quick" = 1 ] && micro_args=(--quick)
+		"$RINGRESS_MICRO" "${micro_args[@]+"${micro_args[@]}"}" 9>&- || { echo "bench: ringress-micro failed" >&2; exit 1; }
+	else
+		echo "bench: $RINGRESS_MICRO not found: skipping micro (run zig build bench)" >&2
+	fi
 fi
 
 # ---- the chart ----

@@ -1,0 +1,74 @@
+/* bench_test.c - the benchmark harness never rots: `bench/run.sh --quick`
+ * (shortened to 1 s per proxy) runs ringress, HAProxy and nginx against the
+ * nginx origin with wrk, and ringress-micro, and prints their tables. Only
+ * that the harness works is checked, never a figure: the machine is shared. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* The table row of `name` inside the section that starts with `section`. */
+static const char *row(const char *out, const char *section, const char *name)
+{
+	const char *s = strstr(out, section);
+	if (!s)
+		return NULL;
+	char want[64];
+	snprintf(want, sizeof(want), "\n| %s |", name);
+	const char *r = strstr(s, want);
+	const char *next = strstr(s + strlen(section), "\n**");
+	return r && (!next || r < next) ? r + 1 : NULL;
+}
+
+/* Column i (0: the name) of a Markdown table row, as a number. */
+static double column(const char *r, int i)
+{
+	for (int k = 0; k <= i; k++) {
+		r = strchr(r, '|');
+		if (!r)
+			return -1;
+		r++;
+	}
+	return strtod(r, NULL);
+}
+
+Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 240)
+{
+	const char *root = getenv("RINGRESS_ROOT");
+	char script[1024];
+	snprintf(script, sizeof(script), "%s/bench/run.sh", root && *root ? root : ".");
+	char *argv[] = {"/bin/bash", script, "--quick", "--duration", "1", NULL};
+	pid_t pid = h_spawn("bench", argv);
+	cr_assert_gt(pid, 0);
+	int st = 0;
+	cr_assert_eq(h_wait_exit(pid, 200000, &st), 0, "bench/run.sh --quick did not finish");
+	const char *out = h_log_tail("bench", 65536);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench/run.sh --quick failed:\n%s", out);
+
+	/* A row per proxy in the small case, with requests done and no errors. */
+	const char *names[] = {"nginx-direct", "ringress", "haproxy", "nginx"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *r = row(out, "**small**", names[i]);
+		cr_assert_not_null(r, "no %s row in the small case:\n%s", names[i], out);
+		cr_expect_gt(column(r, 1), 100.0, "%s: req/s", names[i]);
+		cr_expect_eq(column(r, 8), 0.0, "%s: errors", names[i]);
+	}
+	/* ringress's CPU per request was measured. */
+	cr_expect_gt(column(row(out, "**small**", "ringress"), 5), 0.0, "ringress: CPU us/request");
+
+	/* The micro-benchmarks, each with a figure. */
+	const char *micro[] = {"router: router_normalize_path", "router: router_match alone",
+			       "snapshot: compile", "spsc:", "http1:"};
+	const char *m = strstr(out, "**micro**");
+	cr_assert_not_null(m, "no micro section:\n%s", out);
+	for (size_t i = 0; i < sizeof(micro) / sizeof(micro[0]); i++) {
+		const char *r = strstr(m, micro[i]);
+		cr_assert_not_null(r, "no micro row %s:\n%s", micro[i], m);
+		const char *v = strstr(r, " | ");
+		cr_assert_not_null(v);
+		cr_expect_gt(strtod(v + 3, NULL), 0.0, "micro %s", micro[i]);
+	}
+}
