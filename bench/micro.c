@@ -12,7 +12,8 @@
  *              upstream
  *
  * Usage: ringress-micro [--quick]   (prints a Markdown table)
- * Every figure is the best of several rounds: the machine is shared. */
+ * Every figure is the best of several rounds (the machine is shared); the
+ * SPSC rate also gives the worst round. */
 #include "core/http1.h"
 #include "core/router.h"
 #include "core/snapshot.h"
@@ -182,11 +183,16 @@ static void *spsc_consumer(void *arg)
 	return NULL;
 }
 
-static double bench_spsc(void)
+/* Best and worst rate of several rounds: the rate is bimodal, high when the
+ * producer runs ahead and the queue fills (the consumer then reads whole
+ * cache lines of slots), low when the consumer keeps pace and every item
+ * moves the shared lines between the CPUs. */
+static double bench_spsc(double *worst)
 {
 	double best = 0;
-	for (int round = 0; round < (quick ? 1 : 3); round++) {
-		struct spsc_run r = {.n = quick ? 2000000 : 20000000};
+	*worst = 1e18;
+	for (int round = 0; round < (quick ? 2 : 5); round++) {
+		struct spsc_run r = {.n = quick ? 2000000 : 10000000};
 		if (spsc_init(&r.q, 1024) < 0)
 			die("spsc_init");
 		pthread_t t;
@@ -207,6 +213,8 @@ static double bench_spsc(void)
 		spsc_deinit(&r.q);
 		if (rate > best)
 			best = rate;
+		if (rate < *worst)
+			*worst = rate;
 	}
 	cpu_set_t all;
 	CPU_ZERO(&all);
@@ -290,7 +298,8 @@ int main(int argc, char **argv)
 	uint64_t hits, hits2;
 	double router_ns = bench_router(s, 1, &hits);
 	double match_ns = bench_router(s, 0, &hits2);
-	double spsc_rate = bench_spsc();
+	double spsc_worst;
+	double spsc_rate = bench_spsc(&spsc_worst);
 	size_t fwd_len = 0;
 	double http_ns = bench_http1(&fwd_len);
 	snapshot_release(s);
@@ -303,7 +312,8 @@ int main(int argc, char **argv)
 	       match_ns, (unsigned long long)hits2);
 	printf("| snapshot: compile %d Ingresses (%d routes, %d endpoints) | %.1f ms, %.1f MiB heap |\n",
 	       HOSTS, HOSTS * PATHS, HOSTS * EPS, build_s * 1e3, (double)heap / 1048576.0);
-	printf("| spsc: items between two threads (CPUs 0 and 1) | %.1f M items/s |\n", spsc_rate / 1e6);
+	printf("| spsc: items between two threads (CPUs 0 and 1), best / worst round | %.1f / %.1f M items/s |\n",
+	       spsc_rate / 1e6, spsc_worst / 1e6);
 	printf("| http1: llhttp parse + scan + rewrite of a %zu-byte request head (%zu bytes out) | "
 	       "%.0f ns/request |\n",
 	       sizeof(request) - 1, fwd_len, http_ns);
