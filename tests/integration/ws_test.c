@@ -1,8 +1,8 @@
 /* ws_test.c - WebSocket through ringress (issue 4, "Bodies and tunnels"):
  * upgrade + 101 + Sec-WebSocket-Accept, masked frames of many sizes echoed by
- * the project's WebSocket backend (tests/support/ws, ringress-ws), a tunnel
- * that survives manifest changes, and the idle bound --proxy-read-timeout.
- * Test indices 66-69. */
+ * the project's WebSocket backend (tests/support/ws, ringress-ws), wss://
+ * over TLS, a tunnel that survives manifest changes, and the idle bound
+ * --proxy-read-timeout. Test indices 65-69. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -435,4 +435,82 @@ Test(ws, refused_upgrade_is_plain_response)
 		cr_expect_eq(r.status, 200);
 	h_resp_free(&r);
 	h_conn_close(&c);
+}
+
+/* wss://: the upgrade over TLS (the default certificate), a masked text frame
+ * echoed through the tunnel, then a close frame that ends the connection.
+ * openssl s_client is the client; it sends the frames once the 101 had time
+ * to arrive (a client waits for the handshake's answer). */
+Test(ws, wss_echo_over_tls)
+{
+	char hp[16];
+	snprintf(hp, sizeof(hp), "%d", H_PORT(65, 2));
+	start(65, "--https-port", hp);
+
+	/* The request, then (in a second file) a masked "hello over wss" frame
+	 * and a masked close frame with code 1000. */
+	char req[PATH_MAX], frames[PATH_MAX];
+	snprintf(req, sizeof(req), "%s/wss-req", h_dir());
+	snprintf(frames, sizeof(frames), "%s/wss-frames", h_dir());
+	FILE *f = fopen(req, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "GET /chat HTTP/1.1\r\nHost: w.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		   "Sec-WebSocket-Key: " RFC_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+	fclose(f);
+	static const char payload[] = "hello over wss";
+	const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+	unsigned char fr[64];
+	size_t n = 0, plen = sizeof(payload) - 1;
+	fr[n++] = 0x81;
+	fr[n++] = 0x80 | (unsigned char)plen;
+	memcpy(fr + n, mask, 4);
+	n += 4;
+	for (size_t i = 0; i < plen; i++)
+		fr[n++] = (unsigned char)payload[i] ^ mask[i % 4];
+	const unsigned char close_code[2] = {0x03, 0xe8};
+	fr[n++] = 0x88;
+	fr[n++] = 0x80 | 2;
+	memcpy(fr + n, mask, 4);
+	n += 4;
+	for (size_t i = 0; i < 2; i++)
+		fr[n++] = close_code[i] ^ mask[i];
+	f = fopen(frames, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(fr, 1, n, f), n);
+	fclose(f);
+
+	char cmd[2 * PATH_MAX + 256];
+	snprintf(cmd, sizeof(cmd),
+		 "(cat %s; sleep 1; cat %s) | timeout 10 openssl s_client -quiet -ign_eof "
+		 "-connect 127.0.0.1:%d -servername w.local 2>/dev/null",
+		 req, frames, H_PORT(65, 2));
+	int64_t t0 = h_now_ms();
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	static char out[8192];
+	size_t got = fread(out, 1, sizeof(out) - 1, p);
+	out[got] = 0;
+	int st = pclose(p);
+	int64_t took = h_now_ms() - t0;
+
+	cr_assert_not_null(strstr(out, "HTTP/1.1 101"), "no 101 over TLS: %s\nlog:\n%s", out,
+			   h_log_tail("ringress", 2000));
+	cr_expect_not_null(strstr(out, "Sec-WebSocket-Accept: " RFC_ACCEPT));
+	const char *body = strstr(out, "\r\n\r\n");
+	cr_assert_not_null(body);
+	body += 4;
+	size_t blen = got - (size_t)(body - out);
+	/* The echo: an unmasked text frame with the payload, then the close. */
+	unsigned char want[2 + sizeof(payload) - 1];
+	want[0] = 0x81;
+	want[1] = (unsigned char)plen;
+	memcpy(want + 2, payload, plen);
+	cr_assert_geq(blen, sizeof(want) + 4, "short tunnel output (%zu bytes)", blen);
+	cr_expect_eq(memcmp(body, want, sizeof(want)), 0, "echoed frame differs");
+	const unsigned char want_close[4] = {0x88, 0x02, 0x03, 0xe8};
+	cr_expect_eq(memcmp(body + sizeof(want), want_close, 4), 0, "no close frame echoed");
+	/* The backend's close ended the tunnel and the TLS connection: s_client
+	 * exited by itself, not by timeout(1). */
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 124, "s_client still connected after the close");
+	cr_expect_lt(took, 8000);
 }
