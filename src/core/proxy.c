@@ -1132,6 +1132,17 @@ static void pump_response(struct conn *c)
 
 /* ---- the connection's driver ---- */
 
+/* Lets go of the forwarded request head. An upstream stream that still
+ * holds it (a send in flight or queued, e.g. when the client goes away
+ * mid-request) takes it over and frees it after its send completes or is
+ * cancelled, so the kernel never reads freed memory. */
+static void fwd_head_release(struct conn *c, struct upstream *u)
+{
+	if (c->fwd_head && !(u && stream_tx_adopt(&u->s, c->fwd_head)))
+		free(c->fwd_head);
+	c->fwd_head = NULL;
+}
+
 static void finish_request(struct conn *c)
 {
 	struct shard *sh = c->s.sh;
@@ -1153,8 +1164,7 @@ static void finish_request(struct conn *c)
 		c->sref = NULL;
 	}
 	replay_release(c);
-	free(c->fwd_head);
-	c->fwd_head = NULL;
+	fwd_head_release(c, u);
 	c->backend = NULL;
 	c->ntried = 0;
 	c->rq = RQ_HEAD;
@@ -1391,7 +1401,9 @@ void proxy_on_closed(struct stream *s)
 		return;
 	}
 	struct conn *c = conn_of(s);
+	struct upstream *up = c->up;
 	upstream_detach_close(c);
+	fwd_head_release(c, up);
 	replay_release(c);
 	free(c->replay);
 	splice_free(c);
@@ -1399,7 +1411,6 @@ void proxy_on_closed(struct stream *s)
 		sh->cfg->tls_ops->conn_free(s->tls);
 	if (c->sref)
 		snapref_put(sh, c->sref);
-	free(c->fwd_head);
 	http1_head_free(&c->head);
 	c->prev->next = c->next;
 	c->next->prev = c->prev;

@@ -1,0 +1,49 @@
+/* stream_test.c - send-queue ownership: a buffer queued without ownership
+ * (the forwarded request head) is taken over by the stream when its owner
+ * goes away, so that a send still in flight never reads freed memory. */
+#include "core/shard-t.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+Test(stream, adopt_takes_over_a_queued_buffer)
+{
+	struct shard sh;
+	memset(&sh, 0, sizeof(sh));
+	struct stream s = {.sh = &sh, .fd = -1};
+	char *head = malloc(256);
+	cr_assert_not_null(head);
+	strcpy(head, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+
+	cr_assert_eq(stream_tx_push_buf(&s, head, (uint32_t)strlen(head), 256), 0);
+	cr_assert_not_null(s.txq);
+	cr_assert_null(s.txq->tx[0].heap, "queued without ownership");
+
+	/* A buffer the stream never saw is not taken. */
+	char other[16];
+	cr_expect_not(stream_tx_adopt(&s, other));
+
+	/* Partly sent: the item points inside the buffer; still taken, and
+	 * the pointer to free is the buffer's start. */
+	s.txq->tx[0].base += 4;
+	s.txq->tx[0].len -= 4;
+	cr_assert(stream_tx_adopt(&s, head));
+	cr_expect_eq(s.txq->tx[0].heap, head);
+
+	/* Owned once only. */
+	cr_expect_not(stream_tx_adopt(&s, head));
+
+	free(s.txq->tx[0].heap);
+	free(s.txq);
+}
+
+Test(stream, adopt_without_queue_or_after_send)
+{
+	struct shard sh;
+	memset(&sh, 0, sizeof(sh));
+	struct stream s = {.sh = &sh, .fd = -1};
+	char buf[64];
+	/* Nothing queued (the send completed and the queue went back). */
+	cr_expect_not(stream_tx_adopt(&s, buf));
+}
