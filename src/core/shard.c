@@ -462,6 +462,8 @@ static void *shard_main(void *arg)
 			break;
 	}
 	io_uring_queue_exit(&sh->ring);
+	if (sh->cfg->tls_ops && sh->cfg->tls_ops->thread_exit)
+		sh->cfg->tls_ops->thread_exit();
 	return NULL;
 }
 

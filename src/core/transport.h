@@ -39,6 +39,10 @@ struct transport_ops {
 
 	/* Frees a snapshot's compiled certificates (snapshot->tls). */
 	void (*ctx_free)(void *ctx);
+
+	/* Releases what the transport keeps per thread (NULL: nothing); each
+	 * shard thread calls it before it ends. */
+	void (*thread_exit)(void);
 };
 
 #endif

@@ -233,7 +233,9 @@ static struct tls_cert *cert_new(struct tls_store *s, const char *cert, size_t c
 			  secret, wolf_err(r));
 		goto err;
 	}
-	if (wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS) {
+	r = wolfSSL_CTX_check_private_key(c->ctx);
+	tls_thread_cache_free();
+	if (r != WOLFSSL_SUCCESS) {
 		log_error(TLS_LOG, "secret %s: tls.key does not match the certificate of tls.crt",
 			  secret);
 		goto err;

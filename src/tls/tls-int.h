@@ -54,4 +54,10 @@ void tls_fake_deinit(void);
 /* The certificate SNI name selects (certstore.c). */
 const struct tls_cert *tls_store_pick(const struct tls_store *s, const char *name, size_t len);
 
+/* Frees wolfSSL's per-thread cache of ECC fixed-point tables (FP_ECC in
+ * Debian's build: about 800 KiB per thread that did ECDSA/ECDHE work): at
+ * the end of a shard thread, and on the control thread after each key check,
+ * where the cache would only sit. */
+void tls_thread_cache_free(void);
+
 #endif

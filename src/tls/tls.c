@@ -4,6 +4,8 @@
 #include "core/log.h"
 #include "tls/ticket.h"
 
+#include <wolfssl/wolfcrypt/ecc.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -334,6 +336,13 @@ static void tls_ctx_free(void *ctx)
 	tls_store_release(ctx);
 }
 
+void tls_thread_cache_free(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free();
+#endif
+}
+
 const struct transport_ops tls_transport_ops = {
 	.conn_new = tls_conn_new,
 	.recv = tls_recv,
@@ -343,6 +352,7 @@ const struct transport_ops tls_transport_ops = {
 	.shutdown = tls_shutdown,
 	.conn_free = tls_conn_free,
 	.ctx_free = tls_ctx_free,
+	.thread_exit = tls_thread_cache_free,
 };
 
 /* ---- details ------------------------------------------------------------ */
