@@ -77,82 +77,17 @@ while [ $# -gt 0 ]; do
 done
 
 window="${window:-2}"
-for t in wrk nginx haproxy curl python3; do
-	command -v "$t" >/dev/null || { echo "bench: $t not found (bootstrap.sh installs it)" >&2; exit 1; }
-done
+bench_name=bench bench_tmp_prefix=ringress-bench
+. "$here/lib.sh"
+bench_require wrk nginx haproxy curl python3
 have() { command -v "$1" >/dev/null; }
 have strace || echo "bench: strace not found: no syscalls per request" >&2
 # perf stat needs the CPU's instruction counter (absent in many VMs).
 perf_ok=0
 if have perf && perf stat -x, -e instructions true 2>&1 | grep -q '^[0-9][0-9]*,'; then perf_ok=1; fi
-ncpu="$(nproc)"
-if [ "$pin" = 1 ] && [ "$ncpu" -lt 2 ]; then
-	echo "bench: only $ncpu CPU available, not pinning" >&2
-	pin=0
-fi
-# Command prefixes (arrays, not functions: a function run with & would make
-# $! the pid of a subshell instead of the process itself; taskset execs).
-proxy_cpu=() load_cpu=()
-if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
-
-# One benchmark at a time on this machine (two would share the CPUs).
-exec 9>/tmp/ringress-bench.lock
-if ! flock -n 9; then
-	echo "bench: another bench/run.sh is running; waiting for it" >&2
-	flock 9
-fi
-
-tmp="$(mktemp -d -t ringress-bench.XXXXXX)"
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for _ in $(seq 1 30); do
-		local alive=0
-		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${BENCH_KEEP_TMP:-}" ]; then echo "bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Stops one process started here (by pid) and forgets it.
-stop() {
-	local p="$1"
-	kill -TERM "$p" 2>/dev/null || true
-	for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
-	local keep=()
-	for q in "${pids[@]}"; do [ "$q" != "$p" ] && keep+=("$q"); done
-	pids=("${keep[@]+"${keep[@]}"}")
-}
-
-# Fails when something already listens on the port (it would be measured
-# instead of the process about to start).
-port_free() {
-	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-		echo "bench: port $1 is already in use (set BENCH_PORT_BASE)" >&2
-		return 1
-	fi
-}
+bench_pin
+bench_begin
 for p in 0 1 2 3 4 5 6 7 8 11 14 15 16; do port_free $((base + p)); done
-
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench: nothing listens on 127.0.0.1:$1 after 5 s" >&2
-	return 1
-}
 
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
@@ -174,27 +109,6 @@ render() { # template port out
 		-e "s|@NOFILE@|$nofile|g" -e "s|@HAPROXY_LIMITS@|$hap|g" "$1" >"$3"
 }
 
-# A process and its children (nginx: master and worker), one pid a line.
-proc_tree() {
-	echo "$1"
-	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
-}
-
-# CPU ticks (utime+stime) of a process, its threads and its children.
-cpu_ticks() {
-	local total=0 p
-	for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-		if [ -r "/proc/$p/stat" ]; then
-			# Fields after the ")" of comm: utime is the 12th, stime the 13th.
-			local rest
-			rest="$(sed 's/^.*) //' "/proc/$p/stat")"
-			set -- $rest
-			total=$((total + ${12} + ${13}))
-		fi
-	done
-	echo "$total"
-}
-clk_tck="$(getconf CLK_TCK)"
 
 backend_port=$base
 mkdir -p "$tmp/www"

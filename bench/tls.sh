@@ -71,73 +71,12 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-for t in wrk nginx haproxy curl openssl taskset; do
-	command -v "$t" >/dev/null || { echo "tls-bench: $t not found (bootstrap.sh installs it)" >&2; exit 1; }
-done
-if [ "$pin" = 1 ] && [ "$(nproc)" -lt 2 ]; then
-	echo "tls-bench: only $(nproc) CPU available, not pinning" >&2
-	pin=0
-fi
-proxy_cpu=() load_cpu=()
-if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
-
-# One benchmark at a time (shared with bench/run.sh).
-exec 9>/tmp/ringress-bench.lock
-if ! flock -n 9; then
-	echo "tls-bench: another benchmark is running; waiting for it" >&2
-	flock 9
-fi
-
-tmp="$(mktemp -d -t ringress-tls-bench.XXXXXX)"
-pids=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for _ in $(seq 1 30); do
-		local alive=0
-		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${BENCH_KEEP_TMP:-}" ]; then echo "tls-bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_free() {
-	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-		echo "tls-bench: port $1 is already in use (set BENCH_PORT_BASE)" >&2
-		return 1
-	fi
-}
+bench_name=tls-bench bench_tmp_prefix=ringress-tls-bench
+. "$here/lib.sh"
+bench_require wrk nginx haproxy curl openssl taskset
+bench_pin
+bench_begin
 for p in 0 1 2 3 4 5 6 7 8 9 10 15 16 17 18 19 20 25 26 27 28 29 30; do port_free $((base + p)); done
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "tls-bench: nothing listens on 127.0.0.1:$1 after 5 s" >&2
-	return 1
-}
-
-# CPU ticks (utime+stime) of a process, its threads and its children.
-cpu_ticks() {
-	local total=0 p rest
-	for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-		if [ -r "/proc/$p/stat" ]; then
-			rest="$(sed 's/^.*) //' "/proc/$p/stat")"
-			set -- $rest
-			total=$((total + ${12} + ${13}))
-		fi
-	done
-	echo "$total"
-}
-clk_tck="$(getconf CLK_TCK)"
 now() { date +%s.%N; }
 
 # ---- certificates, origin ----

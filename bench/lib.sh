@@ -1,0 +1,109 @@
+# bench/lib.sh - what bench/run.sh and bench/tls.sh share: the lock that runs
+# one benchmark at a time, a private temporary directory with every process
+# started stopped on exit, port checks, and CPU time from /proc.
+#
+# Source it after setting bench_name (the prefix of messages) and
+# bench_tmp_prefix (the mktemp name); then call bench_begin.
+
+# Fails unless every tool named is on PATH.
+bench_require() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null || { echo "$bench_name: $t not found (bootstrap.sh installs it)" >&2; exit 1; }
+	done
+}
+
+# Command prefixes (arrays, not functions: a function run with & would make
+# $! the pid of a subshell instead of the process itself; taskset execs):
+# the proxy under test on CPU 0, the origin and load generators on CPU 1,
+# when $pin is 1 (set to 0 on a machine with one CPU).
+bench_pin() {
+	proxy_cpu=() load_cpu=()
+	if [ "$pin" = 1 ] && [ "$(nproc)" -lt 2 ]; then
+		echo "$bench_name: only $(nproc) CPU available, not pinning" >&2
+		pin=0
+	fi
+	if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
+}
+
+# One benchmark at a time on this machine (two would share the CPUs); then
+# the temporary directory $tmp and the cleanup of every pid in $pids.
+bench_begin() {
+	exec 9>/tmp/ringress-bench.lock
+	if ! flock -n 9; then
+		echo "$bench_name: another benchmark is running; waiting for it" >&2
+		flock 9
+	fi
+	tmp="$(mktemp -d -t "$bench_tmp_prefix.XXXXXX")"
+	pids=()
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+	local rc=$? p
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for _ in $(seq 1 30); do
+		local alive=0
+		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -n "${BENCH_KEEP_TMP:-}" ]; then echo "$bench_name: kept $tmp" >&2; else rm -rf "$tmp"; fi
+	exit "$rc"
+}
+
+# Stops one process started here (by pid) and forgets it.
+stop() {
+	local p="$1" q
+	kill -TERM "$p" 2>/dev/null || true
+	for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	local keep=()
+	for q in "${pids[@]}"; do [ "$q" != "$p" ] && keep+=("$q"); done
+	pids=("${keep[@]+"${keep[@]}"}")
+}
+
+# Fails when something already listens on the port (it would be measured
+# instead of the process about to start).
+port_free() {
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "$bench_name: port $1 is already in use (set BENCH_PORT_BASE)" >&2
+		return 1
+	fi
+}
+
+wait_port() {
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "$bench_name: nothing listens on 127.0.0.1:$1 after 5 s" >&2
+	return 1
+}
+
+# A process and its children (nginx: master and worker), one pid a line.
+proc_tree() {
+	echo "$1"
+	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
+}
+
+# CPU ticks (utime+stime) of a process, its threads and its children.
+cpu_ticks() {
+	local total=0 p rest
+	for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		if [ -r "/proc/$p/stat" ]; then
+			# Fields after the ")" of comm: utime is the 12th, stime the 13th.
+			rest="$(sed 's/^.*) //' "/proc/$p/stat")"
+			set -- $rest
+			total=$((total + ${12} + ${13}))
+		fi
+	done
+	echo "$total"
+}
+clk_tck="$(getconf CLK_TCK)"
