@@ -5,7 +5,7 @@
 #   zig build bench                 (ReleaseFast builds; 5 s per proxy and case, about 10 min)
 #   zig build bench -- --quick      (the small case, 2 s per proxy, and a short micro)
 #   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST]
-#                     [--cases LIST] [--no-pin] [--chart] [--syscall-window S]
+#                     [--cases LIST] [--no-pin] [--chart] [--doc] [--syscall-window S]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
 #   --cases LIST  comma-separated subset of: small,small16,small256,
@@ -15,6 +15,9 @@
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
 #   --chart       also draw requests/s and CPU us/request of the small cases
 #                 into docs/benchmarks.png (gnuplot; skipped when absent)
+#   --doc         also write the report (date, kernel, CPU, command, tables)
+#                 into docs/benchmarks.md, between its two
+#                 "bench/run.sh --doc" markers
 #   --syscall-window S  length of the separate strace run (default 2, quick 1)
 #
 # Cases: small GET (100 B) keep-alive at 64/16/256 connections with wrk, the
@@ -57,6 +60,7 @@ only="direct,ringress,haproxy,nginx"
 pin=1
 cases=""
 chart=0
+doc=0
 window=""
 argv=("$@")
 base="${BENCH_PORT_BASE:-18080}"
@@ -69,6 +73,7 @@ while [ $# -gt 0 ]; do
 	--cases) cases="$2"; shift ;;
 	--no-pin) pin=0 ;;
 	--chart) chart=1 ;;
+	--doc) doc=1 ;;
 	--syscall-window) window="$2"; shift ;;
 	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -471,58 +476,77 @@ ratio() { # a b -> a/b with 2 decimals, "-" when unknown
 	awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b+0 == 0) print "-"; else printf "%.2f", a/b }'
 }
 pin_note="$([ "$pin" = 1 ] && echo on || echo off)"
-echo
-echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
-echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
-echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
-for c in "${load_cases[@]+"${load_cases[@]}"}"; do
-	ring_rps="" ring_cpu=""
-	for r in "${results[@]}"; do
-		IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
-		if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
-			ring_rps="$rps"
-			ring_cpu="$cpu"
-		fi
+# The report: the run's date, kernel, CPU and command, then the tables.
+report() {
+	echo
+	echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
+	echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
+	echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
+	for c in "${load_cases[@]+"${load_cases[@]}"}"; do
+		ring_rps="" ring_cpu=""
+		for r in "${results[@]}"; do
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
+			if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
+				ring_rps="$rps"
+				ring_cpu="$cpu"
+			fi
+		done
+		echo
+		echo "**$c**"
+		echo
+		echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for r in "${results[@]}"; do
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
+			[ "$rc" = "$c" ] || continue
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
+				"$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+		done
 	done
-	echo
-	echo "**$c**"
-	echo
-	echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for r in "${results[@]}"; do
-		IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
-		[ "$rc" = "$c" ] || continue
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
-			"$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
-	done
-done
-if [ "${#load_cases[@]}" -gt 0 ]; then
-	echo
-	echo "ratios: ringress (default path) divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."
-fi
-if [ "${#idle_results[@]}" -gt 0 ]; then
-	ring_per=""
-	for r in "${idle_results[@]}"; do
-		IFS='|' read -r n r1 r10 per <<<"$r"
-		[ "$n" = ringress ] && ring_per="$per"
-	done
-	echo
-	echo "**idle10k** (fresh process each; RSS summed over the proxy's processes)"
-	echo
-	echo "| proxy | RSS at 1k idle | RSS at 10k idle | KiB per idle connection | ringress ratio |"
-	echo "|---|---:|---:|---:|---:|"
-	for r in "${idle_results[@]}"; do
-		IFS='|' read -r n r1 r10 per <<<"$r"
-		printf '| %s | %s KiB | %s KiB | %s | %s |\n' "$n" "$r1" "$r10" "$per" "$(ratio "$ring_per" "$per")"
-	done
-	echo
-	echo "ratio: ringress's KiB per idle connection divided by the row's (below 1 is smaller)."
-fi
-if has_case micro; then
-	echo
-	echo "**micro** ($RINGRESS_MICRO$([ "$quick" = 1 ] && echo " --quick"); best of several rounds, run before the load cases)"
-	echo
-	cat "$tmp/micro.md"
+	if [ "${#load_cases[@]}" -gt 0 ]; then
+		echo
+		echo "ratios: ringress (default path) divided by the row (req/s: above 1 is faster; CPU: below 1 is cheaper)."
+	fi
+	if [ "${#idle_results[@]}" -gt 0 ]; then
+		ring_per=""
+		for r in "${idle_results[@]}"; do
+			IFS='|' read -r n r1 r10 per <<<"$r"
+			[ "$n" = ringress ] && ring_per="$per"
+		done
+		echo
+		echo "**idle10k** (fresh process each; RSS summed over the proxy's processes)"
+		echo
+		echo "| proxy | RSS at 1k idle | RSS at 10k idle | KiB per idle connection | ringress ratio |"
+		echo "|---|---:|---:|---:|---:|"
+		for r in "${idle_results[@]}"; do
+			IFS='|' read -r n r1 r10 per <<<"$r"
+			printf '| %s | %s KiB | %s KiB | %s | %s |\n' "$n" "$r1" "$r10" "$per" "$(ratio "$ring_per" "$per")"
+		done
+		echo
+		echo "ratio: ringress's KiB per idle connection divided by the row's (below 1 is smaller)."
+	fi
+	if has_case micro; then
+		echo
+		echo "**micro** ($RINGRESS_MICRO$([ "$quick" = 1 ] && echo " --quick"); best of several rounds, run before the load cases)"
+		echo
+		cat "$tmp/micro.md"
+	fi
+}
+report | tee "$tmp/report.md"
+
+# ---- docs/benchmarks.md ----
+if [ "$doc" = 1 ]; then
+	python3 - "$root/docs/benchmarks.md" "$tmp/report.md" <<'PY' || exit 1
+import sys
+path, rep = sys.argv[1], open(sys.argv[2]).read().strip("\n")
+begin, end = "<!-- bench/run.sh --doc: begin -->", "<!-- bench/run.sh --doc: end -->"
+doc = open(path).read()
+if begin not in doc or end not in doc or doc.index(begin) > doc.index(end):
+    sys.exit("bench: %s has no %s ... %s markers: not written" % (path, begin, end))
+a, b = doc.index(begin) + len(begin), doc.index(end)
+open(path, "w").write(doc[:a] + "\n\n" + rep + "\n\n" + doc[b:])
+PY
+	echo "bench: results written into $root/docs/benchmarks.md" >&2
 fi
 
 # ---- the chart ----
