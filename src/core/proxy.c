@@ -1299,7 +1299,6 @@ static void conn_drive(struct conn *c)
 
 void proxy_accept(struct shard *sh, int fd, bool tls)
 {
-	int one = 1;
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c || (!sh->scratch && !(sh->scratch = malloc(sh->cfg->max_header_size)))) {
@@ -1308,7 +1307,8 @@ void proxy_accept(struct shard *sh, int fd, bool tls)
 		return;
 	}
 	sh->scratch_cap = sh->cfg->max_header_size;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY comes from the listening socket (net.c): accepted
+	 * sockets inherit it, so no setsockopt per connection. */
 	stream_init(&c->s, sh, fd, STREAM_CLIENT);
 	if (tls) {
 		/* The certificates of the configuration current at accept time;
