@@ -228,8 +228,18 @@ static void stream_finalize(struct stream *s)
 	if (s->rx != s->rx_inline)
 		free(s->rx);
 	s->rx = s->rx_inline;
-	if (s->fd >= 0)
-		close(s->fd);
+	if (s->fd >= 0) {
+		/* On the ring, in order behind what was queued for this fd (a
+		 * cancel of stream_close may still wait in the SQ): a synchronous
+		 * close would free the number for the next accept before that
+		 * cancel runs, and the cancel would hit the new connection. No
+		 * syscall of its own either. (The lingering close's shutdown stays
+		 * synchronous: queued on the ring it was seen to hit a reused
+		 * number in the tests, as it may complete after this close.) */
+		struct io_uring_sqe *sqe = shard_sqe(sh);
+		io_uring_prep_close(sqe, s->fd);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	}
 	s->fd = -1;
 	sh->nstreams--;
 	proxy_on_closed(s);
