@@ -234,8 +234,8 @@ static void stream_finalize(struct stream *s)
 		 * close would free the number for the next accept before that
 		 * cancel runs, and the cancel would hit the new connection. No
 		 * syscall of its own either. (The lingering close's shutdown stays
-		 * synchronous: queued on the ring it was seen to hit a reused
-		 * number in the tests, as it may complete after this close.) */
+		 * synchronous: queued on the ring it made integration tests fail,
+		 * most likely by running after this close on a reused number.) */
 		struct io_uring_sqe *sqe = shard_sqe(sh);
 		io_uring_prep_close(sqe, s->fd);
 		io_uring_sqe_set_data64(sqe, OP_IGNORE);
