@@ -5,7 +5,8 @@
 #   zig build bench                 (ReleaseFast builds; 5 s per proxy and case, about 10 min)
 #   zig build bench -- --quick      (the small case, 2 s per proxy, and a short micro)
 #   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST]
-#                     [--cases LIST] [--no-pin] [--chart] [--doc] [--syscall-window S]
+#                     [--cases LIST] [--no-pin] [--chart] [--doc] [--rounds N]
+#                     [--syscall-window S]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
 #   --cases LIST  comma-separated subset of: small,small16,small256,
@@ -15,6 +16,11 @@
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
 #   --chart       also draw requests/s and CPU us/request of the small cases
 #                 into docs/benchmarks.png (gnuplot; skipped when absent)
+#   --rounds N    run every case N times, rotating the order of the proxies
+#                 each round (the first runs of a series fare differently on
+#                 this shared machine); rows show the round with the median
+#                 req/s, the median CPU µs/request and the errors of all
+#                 rounds; syscalls are counted in the first round only
 #   --doc         also write the report (date, kernel, CPU, command, tables)
 #                 into docs/benchmarks.md, between its two
 #                 "bench/run.sh --doc" markers
@@ -61,6 +67,7 @@ pin=1
 cases=""
 chart=0
 doc=0
+rounds=1
 window=""
 argv=("$@")
 base="${BENCH_PORT_BASE:-18080}"
@@ -74,6 +81,7 @@ while [ $# -gt 0 ]; do
 	--no-pin) pin=0 ;;
 	--chart) chart=1 ;;
 	--doc) doc=1 ;;
+	--rounds) rounds="$2"; shift ;;
 	--syscall-window) window="$2"; shift ;;
 	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -82,6 +90,7 @@ while [ $# -gt 0 ]; do
 done
 
 window="${window:-2}"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds wants a positive integer, not $rounds" >&2; exit 2; }
 bench_name=bench bench_tmp_prefix=ringress-bench
 . "$here/lib.sh"
 bench_require wrk nginx haproxy curl python3
@@ -219,8 +228,8 @@ syscalls_per_request() { # case port pid name
 
 # Runs one case against port, for the proxy pid (empty: no CPU, syscall or
 # instruction accounting).
-measure() { # case name port pid
-	local c="$1" name="$2" port="$3" pid="$4" d="$duration"
+measure() { # case name port pid [round]
+	local c="$1" name="$2" port="$3" pid="$4" round="${5:-0}" d="$duration"
 	[ "$c" = 100m ] && d=$((duration * 2))
 	load "$c" "$port" 1 "$tmp/warmup.txt" # warm-up
 	local before=0 after=0 pp=() perfp=""
@@ -273,7 +282,7 @@ measure() { # case name port pid
 		if [ -n "$perfp" ]; then
 			ins="$(awk -F, -v n="$reqs" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END{if (s) printf "%.0f", s/n; else print "-"}' "$tmp/perf-$c-$name.txt")"
 		fi
-		sc="$(syscalls_per_request "$c" "$port" "$pid" "$name")"
+		[ "$round" = 0 ] && sc="$(syscalls_per_request "$c" "$port" "$pid" "$name")"
 	else
 		cpu_us="-"
 	fi
@@ -422,13 +431,58 @@ if [ "${#load_cases[@]}" -gt 0 ]; then
 	fi
 fi
 
+# With --rounds N: one row per proxy out of its N rounds of case $1 (the
+# round with the median req/s, the median CPU µs/request, the errors of all
+# rounds, the syscalls of the first round).
+aggregate() { # case
+	local c="$1" r rc n keep=() order=()
+	for r in "${results[@]}"; do
+		IFS='|' read -r rc n _ <<<"$r"
+		if [ "$rc" != "$c" ]; then
+			keep+=("$r")
+		elif [[ " ${order[*]-} " != *" $n "* ]]; then
+			order+=("$n")
+		fi
+	done
+	for n in "${order[@]}"; do
+		keep+=("$(printf '%s\n' "${results[@]}" | awk -F'|' -v c="$c" -v n="$n" '
+			$1 != c || $2 != n { next }
+			{ k++; row[k] = $0; rps[k] = $3 + 0; errs += $8; if (sc == "" && $9 != "-") sc = $9
+			  if ($7 ~ /^[0-9.]+$/) cv[++nc] = $7 + 0 }
+			function isort(a, m,  i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+			END {
+				for (i = 1; i <= k; i++) v[i] = rps[i]
+				isort(v, k)
+				med = v[int((k + 1) / 2)]
+				for (i = 1; i <= k; i++) if (rps[i] == med) { m = i; break }
+				split(row[m], f, "|")
+				isort(cv, nc)
+				cpu = nc ? sprintf("%.1f", nc % 2 ? cv[(nc + 1) / 2] : (cv[nc / 2] + cv[nc / 2 + 1]) / 2) : f[7]
+				printf "%s|%s|%s|%s|%s|%s|%s|%d|%s|%s\n", f[1], f[2], f[3], f[4], f[5], f[6], cpu, errs, sc == "" ? "-" : sc, f[10]
+			}')")
+	done
+	results=("${keep[@]}")
+}
+
 for c in "${load_cases[@]+"${load_cases[@]}"}"; do
-	if want direct; then measure "$c" "nginx-direct" "$backend_port" ""; fi
+	names=()
+	if want direct; then names+=(nginx-direct); fi
 	for name in ringress ringress-buffers ringress-uring haproxy nginx; do
 		[ -n "${ports[$name]:-}" ] || continue
 		if [[ "$name" == ringress-* ]] && ! large "$c"; then continue; fi
-		measure "$c" "$name" "${ports[$name]}" "${procs[$name]}"
+		names+=("$name")
 	done
+	for ((r = 0; r < rounds; r++)); do
+		for ((k = 0; k < ${#names[@]}; k++)); do
+			name="${names[$(((k + r) % ${#names[@]}))]}"
+			if [ "$name" = nginx-direct ]; then
+				measure "$c" "$name" "$backend_port" "" "$r"
+			else
+				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
+			fi
+		done
+	done
+	[ "$rounds" -gt 1 ] && aggregate "$c"
 done
 
 # idle10k: a fresh process of each proxy, 1,000 then 10,000 idle keep-alive
@@ -481,6 +535,7 @@ report() {
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
 	echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
+	[ "$rounds" -gt 1 ] && echo "rounds: $rounds per case, the order of the proxies rotated each round; req/s, MB/s, p50 and p99 from the round with the median req/s, CPU µs/request the median of the rounds, errors of all rounds, syscalls from the first round"
 	echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
 	for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 		ring_rps="" ring_cpu=""
