@@ -461,6 +461,7 @@ static void *shard_main(void *arg)
 		if (sh->stopping && !sh->nstreams && !sh->accepting && !sh->accepting_tls)
 			break;
 	}
+	io_uring_submit(&sh->ring); /* the closes of the last streams */
 	io_uring_queue_exit(&sh->ring);
 	if (sh->cfg->tls_ops && sh->cfg->tls_ops->thread_exit)
 		sh->cfg->tls_ops->thread_exit();
