@@ -1138,7 +1138,7 @@ static void pump_response(struct conn *c)
  * cancelled, so the kernel never reads freed memory. */
 static void fwd_head_release(struct conn *c, struct upstream *u)
 {
-	if (c->fwd_head && !(u && stream_tx_adopt(&u->s, c->fwd_head)))
+	if (c->fwd_head && !(u && stream_tx_adopt(&u->s, c->fwd_head, c->fwd_cap)))
 		free(c->fwd_head);
 	c->fwd_head = NULL;
 }

@@ -302,10 +302,11 @@ bool stream_tx_idle(const struct stream *s);
 int stream_tx_push(struct stream *s, char *base, uint32_t len, int32_t bid, char *heap);
 int stream_tx_push_heap(struct stream *s, char *heap, uint32_t len, uint32_t cap);
 int stream_tx_push_buf(struct stream *s, char *buf, uint32_t len, uint32_t cap);
-/* buf was queued by stream_tx_push_buf and its owner is going away: if s
- * still holds it (unsent, or a send in flight), s frees it once sent or
- * dropped. Returns true then; false when s no longer refers to buf. */
-bool stream_tx_adopt(struct stream *s, char *buf);
+/* buf (size bytes) was queued by stream_tx_push_buf and its owner is going
+ * away: if s still holds a piece of it (unsent, or a send in flight), s
+ * frees it once sent or dropped. Returns true then; false when s no longer
+ * refers to buf. */
+bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size);
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
 void shard_reap(struct shard *sh);

@@ -378,12 +378,13 @@ int stream_tx_push_buf(struct stream *s, char *buf, uint32_t len, uint32_t cap)
 	return txq_push(s, &s->txq, buf, len, -1, NULL, cap);
 }
 
-bool stream_tx_adopt(struct stream *s, char *buf)
+bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size)
 {
 	struct txq *q = s->txq;
 	for (uint8_t i = 0; q && i < q->n; i++) {
+		/* A partly sent item points inside buf (and has lost its cap). */
 		if (q->tx[i].bid < 0 && !q->tx[i].heap && q->tx[i].base >= buf &&
-		    q->tx[i].base < buf + (q->tx[i].cap ? q->tx[i].cap : 1)) {
+		    q->tx[i].base < buf + size) {
 			q->tx[i].heap = buf;
 			return true;
 		}

@@ -22,17 +22,19 @@ Test(stream, adopt_takes_over_a_queued_buffer)
 
 	/* A buffer the stream never saw is not taken. */
 	char other[16];
-	cr_expect_not(stream_tx_adopt(&s, other));
+	cr_expect_not(stream_tx_adopt(&s, other, sizeof(other)));
 
-	/* Partly sent: the item points inside the buffer; still taken, and
-	 * the pointer to free is the buffer's start. */
+	/* Partly sent, as stream_on_send leaves it: the item points inside the
+	 * buffer and its cap is gone; still taken, and the pointer to free is
+	 * the buffer's start. */
 	s.txq->tx[0].base += 4;
 	s.txq->tx[0].len -= 4;
-	cr_assert(stream_tx_adopt(&s, head));
+	s.txq->tx[0].cap = 0;
+	cr_assert(stream_tx_adopt(&s, head, 256));
 	cr_expect_eq(s.txq->tx[0].heap, head);
 
 	/* Owned once only. */
-	cr_expect_not(stream_tx_adopt(&s, head));
+	cr_expect_not(stream_tx_adopt(&s, head, 256));
 
 	free(s.txq->tx[0].heap);
 	free(s.txq);
@@ -45,5 +47,5 @@ Test(stream, adopt_without_queue_or_after_send)
 	struct stream s = {.sh = &sh, .fd = -1};
 	char buf[64];
 	/* Nothing queued (the send completed and the queue went back). */
-	cr_expect_not(stream_tx_adopt(&s, buf));
+	cr_expect_not(stream_tx_adopt(&s, buf, sizeof(buf)));
 }
