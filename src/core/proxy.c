@@ -299,14 +299,8 @@ static void respond_redirect(struct conn *c, const char *host, size_t hl)
 	struct shard *sh = c->s.sh;
 	const char *url = c->head.buf + c->head.url.off;
 	size_t ul = c->head.url.len;
-	size_t n = 0;
-
 	/* The Host without its port; the target in origin form. */
-	for (n = 0; n < hl && host[n] != ':'; n++)
-		if (host[0] == '[' && host[n] == ']') {
-			n++;
-			break;
-		}
+	size_t n = router_host_name_len(host, hl);
 	size_t skip = http1_target_origin(url, ul, NULL, NULL);
 	url += skip;
 	ul -= skip;

@@ -156,20 +156,23 @@ static const struct snap_host *host_lookup(struct snap_host *const *tab, uint32_
 	return NULL;
 }
 
+size_t router_host_name_len(const char *host, size_t len)
+{
+	if (!host || !len)
+		return 0;
+	if (host[0] == '[') {
+		const char *rb = memchr(host, ']', len);
+		return rb ? (size_t)(rb - host) + 1 : len;
+	}
+	const char *colon = memchr(host, ':', len);
+	return colon ? (size_t)(colon - host) : len;
+}
+
 const struct snap_host *router_host(const struct snapshot *s, const char *host, size_t hostlen)
 {
 	const struct snap_host *h = NULL;
-	size_t n = host ? hostlen : 0;
+	size_t n = router_host_name_len(host, hostlen);
 
-	if (n && host[0] == '[') {
-		const char *rb = memchr(host, ']', n);
-		if (rb)
-			n = (size_t)(rb - host) + 1;
-	} else if (n) {
-		const char *colon = memchr(host, ':', n);
-		if (colon)
-			n = (size_t)(colon - host);
-	}
 	if (n && host[n - 1] == '.')
 		n--;
 	if (n) {

@@ -26,6 +26,10 @@ int router_normalize_path(const char *in, size_t len, char *out, size_t cap);
 const struct snap_backend *router_match(const struct snapshot *s, const char *host,
 					size_t hostlen, const char *path, size_t pathlen);
 
+/* Length of a Host value without its ":port" (an IPv6 literal keeps its
+ * brackets). */
+size_t router_host_name_len(const char *host, size_t len);
+
 /* The host entry a request's Host selects (exact, wildcard, then rules
  * without host), or NULL. Same Host handling as router_match. */
 const struct snap_host *router_host(const struct snapshot *s, const char *host, size_t hostlen);

@@ -422,3 +422,13 @@ Test(normalize, then_match)
 	cr_expect_null(router_match(s, "h", 1, out, (size_t)n));
 	snapshot_release(s);
 }
+
+Test(router, host_name_without_port)
+{
+	cr_expect_eq(router_host_name_len("a.example.com:8080", 18), 13);
+	cr_expect_eq(router_host_name_len("a.example.com", 13), 13);
+	/* An IPv6 literal keeps its brackets and its colons. */
+	cr_expect_eq(router_host_name_len("[::1]:8443", 10), 5);
+	cr_expect_eq(router_host_name_len("[2001:db8::1]", 13), 13);
+	cr_expect_eq(router_host_name_len("", 0), 0);
+}
