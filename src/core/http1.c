@@ -576,28 +576,6 @@ int http1_find_cookie(const struct http1_head *h, const char *name, const char *
 	return -ENOENT;
 }
 
-int http1_make_redirect(int status, const char *location, size_t loc_len, bool head, bool close,
-			const char *date, char *out, size_t cap)
-{
-	struct out o = {.p = out, .cap = cap};
-	const char *reason = http1_reason(status);
-	char body[160];
-	int blen = snprintf(body, sizeof(body),
-			    "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-			    "<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
-			    status, reason, status, reason);
-	putf(&o, "HTTP/1.1 %d %s\r\nServer: ringress\r\nDate: %s\r\nLocation: ", status, reason,
-	     date);
-	put(&o, location, loc_len);
-	putf(&o, "\r\nContent-Type: text/html\r\nContent-Length: %d\r\n", blen);
-	if (close)
-		puts_(&o, "Connection: close\r\n");
-	put(&o, "\r\n", 2);
-	if (!head)
-		put(&o, body, (size_t)blen);
-	return o.full ? -ENOSPC : (int)o.len;
-}
-
 const char *http1_reason(int status)
 {
 	switch (status) {
@@ -629,8 +607,9 @@ const char *http1_reason(int status)
 	}
 }
 
-int http1_make_response(int status, bool head, bool close, const char *date, char *out,
-			size_t cap)
+/* A response made by ringress, with a Location header when location is set. */
+static int make_local(int status, const char *location, size_t loc_len, bool head, bool close,
+		      const char *date, char *out, size_t cap)
 {
 	struct out o = {.p = out, .cap = cap};
 	const char *reason = http1_reason(status);
@@ -646,6 +625,11 @@ int http1_make_response(int status, bool head, bool close, const char *date, cha
 	putf(&o, "HTTP/1.1 %d %s\r\n", status, reason);
 	if (status >= 200) {
 		putf(&o, "Server: ringress\r\nDate: %s\r\n", date);
+		if (location) {
+			puts_(&o, "Location: ");
+			put(&o, location, loc_len);
+			put(&o, "\r\n", 2);
+		}
 		if (blen)
 			putf(&o, "Content-Type: text/html\r\nContent-Length: %d\r\n", blen);
 		else if (status != 204 && status != 304)
@@ -657,4 +641,16 @@ int http1_make_response(int status, bool head, bool close, const char *date, cha
 	if (blen && !head)
 		put(&o, body, (size_t)blen);
 	return o.full ? -ENOSPC : (int)o.len;
+}
+
+int http1_make_response(int status, bool head, bool close, const char *date, char *out,
+			size_t cap)
+{
+	return make_local(status, NULL, 0, head, close, date, out, cap);
+}
+
+int http1_make_redirect(int status, const char *location, size_t loc_len, bool head, bool close,
+			const char *date, char *out, size_t cap)
+{
+	return make_local(status, location, loc_len, head, close, date, out, cap);
 }

@@ -218,3 +218,32 @@ Test(http1, own_responses)
 	cr_expect_str_eq(http1_reason(503), "Service Temporarily Unavailable");
 	cr_expect_str_eq(http1_reason(431), "Request Header Fields Too Large");
 }
+
+Test(http1, make_redirect)
+{
+	char out[1024];
+	const char *loc = "https://a.example.com/x?y=1";
+	int n = http1_make_redirect(308, loc, strlen(loc), false, false, "Thu, 26 Nov 2026 00:00:00 GMT",
+				    out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect(!strncmp(out, "HTTP/1.1 308 Permanent Redirect\r\n", 33), "%s", out);
+	cr_expect_not_null(strstr(out, "\r\nLocation: https://a.example.com/x?y=1\r\n"));
+	cr_expect_null(strstr(out, "Connection: close"));
+	/* Content-Length matches the body. */
+	const char *cl = strstr(out, "Content-Length: ");
+	const char *body = strstr(out, "\r\n\r\n");
+	cr_assert(cl && body);
+	cr_expect_eq(atoi(cl + 16), (int)strlen(body + 4));
+	/* HEAD: the same head, no body. */
+	char h[1024];
+	int hn = http1_make_redirect(308, loc, strlen(loc), true, true, "Thu, 26 Nov 2026 00:00:00 GMT", h,
+				     sizeof(h));
+	cr_assert_gt(hn, 0);
+	h[hn] = 0;
+	cr_expect_not_null(strstr(h, "Connection: close\r\n\r\n"));
+	cr_expect_eq(h[hn - 1], '\n');
+	cr_expect_eq(strstr(h, "\r\n\r\n") + 4, h + hn, "a HEAD answer has no body");
+	/* Too small a buffer. */
+	cr_expect_eq(http1_make_redirect(308, loc, strlen(loc), false, false, "d", h, 40), -ENOSPC);
+}
