@@ -469,10 +469,9 @@ void stream_flush(struct stream *s)
 {
 	if (s->flags & (ST_F_SENDING | ST_F_CLOSING))
 		return;
-	if (s->tls && !(s->flags & ST_F_ERROR))
+	/* Under TLS, also after a protocol error: the alert that explains it. */
+	if (s->tls && (!(s->flags & ST_F_ERROR) || s->err == -EPROTO))
 		tls_prepare(s);
-	if (s->tls && (s->flags & ST_F_ERROR) && s->err == -EPROTO)
-		tls_prepare(s); /* the alert that explains the failure */
 	struct txq *q = *wire_queue(s);
 	if (!q || !q->n || ((s->flags & ST_F_ERROR) && s->err != -EPROTO))
 		return;
