@@ -87,6 +87,44 @@ wait_port() {
 	return 1
 }
 
+# The manifests every ringress of the benchmarks starts from: the class, and
+# Service "origin" in namespace bench with one endpoint, 127.0.0.1:port.
+origin_manifests() { # origin-port
+	cat <<YAML
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: ringress}
+spec: {controller: ringress.io/ingress-controller}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: origin, namespace: bench}
+spec:
+  ports: [{name: http, port: 80, targetPort: $1}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: origin-1
+  namespace: bench
+  labels: {kubernetes.io/service-name: origin}
+addressType: IPv4
+ports: [{name: http, port: $1}]
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: {ready: true}
+YAML
+}
+
+# Waits for a ringress just started: its port, then /readyz on its admin port.
+wait_ready() { # port admin-port
+	wait_port "$1"
+	for _ in $(seq 1 100); do
+		curl -fs -o /dev/null "http://127.0.0.1:$2/readyz" && break
+		sleep 0.05
+	done
+}
+
 # A process and its children (nginx: master and worker), one pid a line.
 proc_tree() {
 	echo "$1"

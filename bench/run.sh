@@ -298,31 +298,9 @@ start_ringress() { # port admin extra-args...
 	local port="$1" admin="$2" code
 	shift 2
 	mkdir -p "$tmp/m"
-	cat >"$tmp/m/bench.yaml" <<YAML
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata:
-  name: ringress
-spec:
-  controller: ringress.io/ingress-controller
----
-apiVersion: v1
-kind: Service
-metadata: {name: origin, namespace: bench}
-spec:
-  ports: [{name: http, port: 80, targetPort: $backend_port}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: origin-1
-  namespace: bench
-  labels: {kubernetes.io/service-name: origin}
-addressType: IPv4
-ports: [{name: http, port: $backend_port}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {ready: true}
+	{
+		origin_manifests "$backend_port"
+		cat <<YAML
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -336,16 +314,13 @@ spec:
             pathType: Prefix
             backend: {service: {name: origin, port: {number: 80}}}
 YAML
+	} >"$tmp/m/bench.yaml"
 	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
 		--admin-port "$admin" --https-port 0 --shards 1 --log-level warn --proxy-body-size 0 "$@" \
 		>"$tmp/ringress-$port.log" 2>&1 9>&- &
 	started=$!
 	pids+=("$started")
-	wait_port "$port"
-	for _ in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && break
-		sleep 0.05
-	done
+	wait_ready "$port" "$admin"
 	code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/index.html")"
 	if [ "$code" != 200 ]; then
 		echo "bench: ringress answers $code on /index.html; log:" >&2

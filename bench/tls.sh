@@ -192,29 +192,9 @@ b64() { base64 -w0 "$1"; }
 start_ringress() { # bin key https-port http-port admin-port
 	local bin="$1" key="$2" port="$3" http="$4" admin="$5" dir="$tmp/m-$3"
 	mkdir -p "$dir"
-	cat >"$dir/bench.yaml" <<YAML
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: ringress}
-spec: {controller: ringress.io/ingress-controller}
----
-apiVersion: v1
-kind: Service
-metadata: {name: origin, namespace: bench}
-spec:
-  ports: [{name: http, port: 80, targetPort: $origin}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: origin-1
-  namespace: bench
-  labels: {kubernetes.io/service-name: origin}
-addressType: IPv4
-ports: [{name: http, port: $origin}]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: {ready: true}
+	{
+		origin_manifests "$origin"
+		cat <<YAML
 ---
 apiVersion: v1
 kind: Secret
@@ -239,16 +219,13 @@ spec:
             pathType: Prefix
             backend: {service: {name: origin, port: {number: 80}}}
 YAML
+	} >"$dir/bench.yaml"
 	"${proxy_cpu[@]}" "$bin" --manifests "$dir" --bind 127.0.0.1 --http-port "$http" \
 		--https-port "$port" --admin-port "$admin" --default-ssl-certificate "bench/localhost-$key" \
 		--shards 1 --log-level warn --proxy-body-size 0 >"$tmp/ringress-$port.log" 2>&1 9>&- &
 	started=$!
 	pids+=("$started")
-	wait_port "$port"
-	for _ in $(seq 1 100); do
-		curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && break
-		sleep 0.05
-	done
+	wait_ready "$port" "$admin"
 }
 add_ringress() { # name bin offset
 	local name="$1" bin="$2" off="$3" lib
