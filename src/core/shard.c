@@ -505,6 +505,18 @@ static int probe_io_uring(void)
 	return ret;
 }
 
+/* A SO_REUSEPORT listener of one shard, or -errno (logged with the flag to
+ * change). */
+static int shard_listen(const struct core_config *cfg, uint16_t port, const char *flag)
+{
+	int fd = net_listen(cfg->bind, port, true, 4096);
+	if (fd < 0)
+		log_error("shard", "cannot listen on %s:%u: %s (is another process using the port? "
+			  "use --bind/%s)",
+			  cfg->bind, port, strerror(-fd), flag);
+	return fd;
+}
+
 struct shard_group *shard_group_start(const struct core_config *cfg)
 {
 	cpu_set_t allowed;
@@ -537,22 +549,11 @@ struct shard_group *shard_group_start(const struct core_config *cfg)
 		sh->cpu = cpus[i % ncpus];
 		sh->cfg = cfg;
 		sh->listen_tls_fd = -1;
-		if (cfg->https_port) {
-			sh->listen_tls_fd = net_listen(cfg->bind, cfg->https_port, true, 4096);
-			if (sh->listen_tls_fd < 0) {
-				log_error("shard", "cannot listen on %s:%u: %s (is another process "
-						   "using the port? use --bind/--https-port)",
-					  cfg->bind, cfg->https_port, strerror(-sh->listen_tls_fd));
-				goto err;
-			}
-		}
-		sh->listen_fd = net_listen(cfg->bind, cfg->http_port, true, 4096);
-		if (sh->listen_fd < 0) {
-			log_error("shard", "cannot listen on %s:%u: %s (is another process using the "
-				  "port? use --bind/--http-port)",
-				  cfg->bind, cfg->http_port, strerror(-sh->listen_fd));
+		if (cfg->https_port &&
+		    (sh->listen_tls_fd = shard_listen(cfg, cfg->https_port, "--https-port")) < 0)
 			goto err;
-		}
+		if ((sh->listen_fd = shard_listen(cfg, cfg->http_port, "--http-port")) < 0)
+			goto err;
 		sh->wake_fd = eventfd(0, EFD_CLOEXEC);
 		if (sh->wake_fd < 0 || spsc_init(&sh->queue, 64) < 0)
 			goto err;
