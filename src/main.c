@@ -493,7 +493,9 @@ static void attach_tls(struct snapshot *s)
 
 static void publish(struct snapshot *s, void *arg)
 {
-	if (opt.core.https_port)
+	/* An endpoint-only rebuild carries its predecessor's compiled
+	 * certificates: they are compiled once per set of routes. */
+	if (opt.core.https_port && !s->tls_ctx)
 		attach_tls(s);
 	shard_group_publish(arg, s);
 }

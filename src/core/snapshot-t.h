@@ -123,10 +123,12 @@ struct snapshot {
 	const struct snap_backend *default_backend;
 
 	/* Certificates from Ingress spec.tls, as PEM; compiled by the TLS layer
-	 * into tls_ctx before the snapshot is published. */
+	 * into tls_ctx before the snapshot is published. Like the routes, an
+	 * endpoint-only rebuild shares them, tls_ctx included: it is set once
+	 * per set of routes and freed with them. */
 	uint32_t ntls;
 	struct snap_tls *tls;
-	void *tls_ctx;                   /* owned; freed with tls_ctx_free */
+	void *tls_ctx;                   /* freed with tls_ctx_free, with the routes */
 	void (*tls_ctx_free)(void *ctx);
 
 	void *arena;  /* private to snapshot.c: backends and endpoints */

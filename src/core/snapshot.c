@@ -862,10 +862,8 @@ struct snapshot *snapshot_rebuild_endpoints(const struct snapshot *prev,
 	s = arena_zalloc(&a, sizeof(*s));
 	if (!s)
 		return NULL;
-	*s = *prev; /* host tables, paths and certificates are shared */
+	*s = *prev; /* host tables, paths, certificates and their tls_ctx are shared */
 	s->generation = generation;
-	s->tls_ctx = NULL;
-	s->tls_ctx_free = NULL;
 	s->backends = build_backends(&a, b);
 	if (!s->backends) {
 		arena_free_chunks(a.head);
@@ -887,10 +885,12 @@ void snapshot_release(struct snapshot *s)
 		return;
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		struct routes_share *share = s->shared;
-		if (s->tls_ctx_free)
-			s->tls_ctx_free(s->tls_ctx);
-		if (share && atomic_fetch_sub_explicit(&share->refs, 1, memory_order_acq_rel) == 1)
+		if (share && atomic_fetch_sub_explicit(&share->refs, 1, memory_order_acq_rel) == 1) {
+			/* The compiled certificates go with the routes they come from. */
+			if (s->tls_ctx_free)
+				s->tls_ctx_free(s->tls_ctx);
 			arena_free_chunks(share->chunks);
+		}
 		arena_free_chunks(s->arena);
 	}
 }

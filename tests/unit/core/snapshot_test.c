@@ -198,6 +198,13 @@ Test(snapshot, scale_10k_hosts_10_paths, .timeout = 30)
 	snapshot_release(s);
 }
 
+static int tls_ctx_marker, tls_ctx_frees;
+static void count_tls_ctx_free(void *ctx)
+{
+	cr_expect_eq(ctx, &tls_ctx_marker);
+	tls_ctx_frees++;
+}
+
 Test(snapshot, endpoint_only_rebuild_shares_routes)
 {
 	struct snapshot_builder *b = snapshot_builder_new();
@@ -211,6 +218,8 @@ Test(snapshot, endpoint_only_rebuild_shares_routes)
 	struct snapshot *s1 = snapshot_build(b, 1);
 	snapshot_builder_free(b);
 	cr_assert_not_null(s1);
+	s1->tls_ctx = &tls_ctx_marker; /* as the TLS layer sets it before publishing */
+	s1->tls_ctx_free = count_tls_ctx_free;
 	cr_expect_eq(router_match(s1, "a.example.com", 13, "/api/x", 6)->nendpoints, 0);
 
 	/* New endpoints for api only. */
@@ -230,9 +239,12 @@ Test(snapshot, endpoint_only_rebuild_shares_routes)
 	cr_expect_str_eq(be->endpoints[0].text, "10.0.0.2:8080");
 	cr_expect_eq(s2->default_backend, &s2->backends[1]);
 	cr_expect_eq(s2->hosts, s1->hosts, "routes are shared");
+	/* So are the compiled certificates, freed once, with the routes. */
+	cr_expect_eq(s2->tls_ctx, &tls_ctx_marker);
 	/* The old snapshot still answers with its own endpoints. */
 	cr_expect_eq(router_match(s1, "a.example.com", 13, "/api/x", 6)->nendpoints, 0);
 	snapshot_release(s1); /* the shared routes stay for s2 */
+	cr_expect_eq(tls_ctx_frees, 0, "certificates freed under a snapshot that uses them");
 	cr_expect_str_eq(router_match(s2, "a.example.com", 13, "/", 1)->name, "ns/web:80");
 
 	/* Backends that do not match: refused. */
@@ -241,4 +253,5 @@ Test(snapshot, endpoint_only_rebuild_shares_routes)
 	cr_expect_null(snapshot_rebuild_endpoints(s2, b, 3));
 	snapshot_builder_free(b);
 	snapshot_release(s2);
+	cr_expect_eq(tls_ctx_frees, 1);
 }
