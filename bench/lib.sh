@@ -26,6 +26,27 @@ bench_pin() {
 	if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
 }
 
+# bench_quota PCT (after bench_pin and bench_begin): the proxies started with
+# "${proxy_cpu[@]}" run in a CPU cgroup limited to PCT % of one CPU (in 10 ms
+# periods), so that the proxy, not the origin and load generator on the
+# other CPU, sets the pace: requests/s then compare the proxies' work per
+# unit of CPU. cgroup v2 (cpu.max) or v1 (cpu.cfs_quota_us); root only.
+bench_quota() {
+	local pct="$1" period=10000 q
+	q=$((period * pct / 100))
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		quota_cg="/sys/fs/cgroup/$bench_tmp_prefix-$$"
+		echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+		mkdir "$quota_cg" && echo "$q $period" >"$quota_cg/cpu.max"
+	else
+		quota_cg="/sys/fs/cgroup/cpu/$bench_tmp_prefix-$$"
+		mkdir "$quota_cg" && echo "$period" >"$quota_cg/cpu.cfs_period_us" &&
+			echo "$q" >"$quota_cg/cpu.cfs_quota_us"
+	fi || { echo "$bench_name: cannot limit the proxies' CPU (a cgroup of the cpu controller, as root)" >&2; exit 1; }
+	# shellcheck disable=SC2016
+	proxy_cpu=("${proxy_cpu[@]+"${proxy_cpu[@]}"}" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$quota_cg")
+}
+
 # One benchmark at a time on this machine (two would share the CPUs); then
 # the temporary directory $tmp and the cleanup of every pid in $pids.
 bench_begin() {
@@ -53,6 +74,7 @@ bench_cleanup() {
 	done
 	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	[ -n "${quota_cg:-}" ] && rmdir "$quota_cg" 2>/dev/null
 	if [ -n "${BENCH_KEEP_TMP:-}" ]; then echo "$bench_name: kept $tmp" >&2; else rm -rf "$tmp"; fi
 	exit "$rc"
 }
@@ -141,6 +163,24 @@ cpu_ticks() {
 			set -- $rest
 			total=$((total + ${12} + ${13}))
 		fi
+	done
+	echo "$total"
+}
+# Busy time of CPU $1 in clock ticks (user, nice, system, irq, softirq:
+# everything but idle, iowait and steal), from /proc/stat.
+cpu_busy_ticks() {
+	awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
+# Voluntary context switches (sleeps: a thread waiting for work) of pid's
+# threads and its children's.
+sleeps() {
+	local total=0 p t n
+	for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		for t in /proc/"$p"/task/*/status; do
+			n="$(awk '/^voluntary_ctxt_switches/{print $2}' "$t" 2>/dev/null)"
+			total=$((total + ${n:-0}))
+		done
 	done
 	echo "$total"
 }

@@ -6,7 +6,8 @@
 #   zig build bench -- --quick      (the small case, 2 s per proxy, and a short micro)
 #   bash bench/run.sh [--quick] [--duration S] [--connections N] [--only LIST]
 #                     [--cases LIST] [--no-pin] [--chart] [--doc] [--rounds N]
-#                     [--syscall-window S]
+#                     [--syscall-window S] [--backend nginx|echo]
+#                     [--proxy-cpu PCT]
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
 #   --cases LIST  comma-separated subset of: small,small16,small256,
@@ -25,6 +26,16 @@
 #                 into docs/benchmarks.md, between its two
 #                 "bench/run.sh --doc" markers
 #   --syscall-window S  length of the separate strace run (default 2, quick 1)
+#   --proxy-cpu PCT  limit each proxy to PCT % of its CPU (a cgroup CPU quota
+#                 in 10 ms periods; root): the proxy becomes the bottleneck
+#                 instead of the origin and load generator, and requests/s
+#                 compare what each proxy does with the same CPU time
+#   --backend B   the origin shared by all proxies: nginx (default; static
+#                 files, one worker) or echo (the project's ringress-echo,
+#                 RINGRESS_ECHO, one thread per connection with blocking
+#                 sockets: it costs CPU 1 far less per request than nginx, so
+#                 the proxy, not the origin, sets the pace; bodies are
+#                 generated: /_/bytes/N)
 #
 # Cases: small GET (100 B) keep-alive at 64/16/256 connections with wrk, the
 # same with h2load --h1 (*-h2load; skipped when h2load is absent), 1 KiB POST
@@ -58,6 +69,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 RINGRESS_BIN="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
 RINGRESS_MICRO="${RINGRESS_MICRO:-$root/zig-out/bench/ringress-micro}"
+RINGRESS_ECHO="${RINGRESS_ECHO:-$root/zig-out/bin/ringress-echo}"
 
 duration=5
 quick=0
@@ -69,6 +81,8 @@ chart=0
 doc=0
 rounds=1
 window=""
+backend=nginx
+proxy_pct=""
 argv=("$@")
 base="${BENCH_PORT_BASE:-18080}"
 while [ $# -gt 0 ]; do
@@ -83,6 +97,8 @@ while [ $# -gt 0 ]; do
 	--doc) doc=1 ;;
 	--rounds) rounds="$2"; shift ;;
 	--syscall-window) window="$2"; shift ;;
+	--backend) backend="$2"; shift ;;
+	--proxy-cpu) proxy_pct="$2"; shift ;;
 	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -90,6 +106,14 @@ while [ $# -gt 0 ]; do
 done
 
 window="${window:-2}"
+[ -z "$proxy_pct" ] || { [[ "$proxy_pct" =~ ^[1-9][0-9]?$ ]] && [ "$proxy_pct" -le 100 ]; } ||
+	{ echo "bench: --proxy-cpu wants a percentage from 1 to 100, not $proxy_pct" >&2; exit 2; }
+case "$backend" in
+nginx | echo) ;;
+*) echo "bench: --backend wants nginx or echo, not $backend" >&2; exit 2 ;;
+esac
+[ "$backend" = nginx ] || [ -x "$RINGRESS_ECHO" ] ||
+	{ echo "bench: --backend echo needs $RINGRESS_ECHO (run zig build, or set RINGRESS_ECHO)" >&2; exit 2; }
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds wants a positive integer, not $rounds" >&2; exit 2; }
 bench_name=bench bench_tmp_prefix=ringress-bench
 . "$here/lib.sh"
@@ -101,6 +125,7 @@ perf_ok=0
 if have perf && perf stat -x, -e instructions true 2>&1 | grep -q '^[0-9][0-9]*,'; then perf_ok=1; fi
 bench_pin
 bench_begin
+[ -n "$proxy_pct" ] && bench_quota "$proxy_pct"
 for p in 0 1 2 3 4 5 6 7 8 11 14 15 16; do port_free $((base + p)); done
 
 user_line=""
@@ -132,11 +157,23 @@ head -c 65536 /dev/urandom >"$tmp/www/64k.bin"
 head -c 1048576 /dev/urandom >"$tmp/www/1m.bin"
 head -c 104857600 /dev/zero >"$tmp/www/100m.bin"
 
-render "$here/nginx-backend.conf.in" "$backend_port" "$tmp/backend.conf"
-"${load_cpu[@]}" nginx -p "$tmp" -e "$tmp/backend-error.log" -c "$tmp/backend.conf" >"$tmp/backend.out" 2>&1 9>&- &
+if [ "$backend" = echo ]; then
+	"${load_cpu[@]}" "$RINGRESS_ECHO" --listen "127.0.0.1:$backend_port" >"$tmp/backend.out" 2>&1 9>&- &
+else
+	render "$here/nginx-backend.conf.in" "$backend_port" "$tmp/backend.conf"
+	"${load_cpu[@]}" nginx -p "$tmp" -e "$tmp/backend-error.log" -c "$tmp/backend.conf" >"$tmp/backend.out" 2>&1 9>&- &
+fi
 pids+=($!)
 wait_port "$backend_port"
-size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_port/index.html")"
+# The origin's path for a body of $1 bytes.
+body_path() {
+	if [ "$backend" = echo ]; then
+		echo "/_/bytes/$1"
+	else
+		case "$1" in 100) echo /index.html ;; 65536) echo /64k.bin ;; 1048576) echo /1m.bin ;; *) echo /100m.bin ;; esac
+	fi
+}
+size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_port$(body_path 100)")"
 [ "$size" = 100 ] || { echo "bench: backend serves $size bytes, expected 100" >&2; exit 1; }
 code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$backend_port/")"
 [ "$code" = 200 ] || { echo "bench: backend answers $code to a POST, expected 200" >&2; exit 1; }
@@ -158,22 +195,23 @@ if ! have h2load; then
 	done
 	case_list=("${keep[@]+"${keep[@]}"}")
 fi
-results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors|syscalls/req|instructions/req"
+results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors|syscalls/req|instructions/req|sleeps/req|load-CPU us/req"
 idle_results=() # "name|rss 1k KiB|rss 10k KiB|KiB per connection"
 
 # Runs the load generator of case c against port for d seconds, output in
 # file f (wrk, or h2load for the *-h2load cases; -t1 on the load CPU).
 load() { # case port seconds file [--latency]
-	local c="$1" port="$2" d="$3" f="$4" lat="${5:-}" path="/index.html" n="$conns" extra=()
+	local c="$1" port="$2" d="$3" f="$4" lat="${5:-}" path n="$conns" extra=()
+	path="$(body_path 100)"
 	case "$c" in
 	small | small-h2load) n=64 ;;
 	small16 | small16-h2load) n=16 ;;
 	small256 | small256-h2load) n=256 ;;
 	post1k) n=64; extra=(-s "$here/post1k.lua") ;;
 	close) n=16; extra=(-H "Connection: close") ;;
-	64k) path=/64k.bin; n=16 ;;
-	1m) path=/1m.bin; n=8 ;;
-	100m) path=/100m.bin; n=2 ;;
+	64k) path="$(body_path 65536)"; n=16 ;;
+	1m) path="$(body_path 1048576)"; n=8 ;;
+	100m) path="$(body_path 104857600)"; n=2 ;;
 	esac
 	local url="http://127.0.0.1:$port$path"
 	if [[ "$c" == *-h2load ]]; then
@@ -240,16 +278,19 @@ measure() { # case name port pid [round]
 		pids+=("$perfp")
 		sleep 0.2
 	fi
-	[ -n "$pid" ] && before="$(cpu_ticks "$pid")"
+	local sl_before=0 sl_after=0 ld_before ld_after
+	[ -n "$pid" ] && { before="$(cpu_ticks "$pid")"; sl_before="$(sleeps "$pid")"; }
+	ld_before="$(cpu_busy_ticks 1)"
 	local f="$tmp/load-$c-$name.txt"
 	load "$c" "$port" "$d" "$f" --latency
-	[ -n "$pid" ] && after="$(cpu_ticks "$pid")"
+	ld_after="$(cpu_busy_ticks 1)"
+	[ -n "$pid" ] && { after="$(cpu_ticks "$pid")"; sl_after="$(sleeps "$pid")"; }
 	if [ -n "$perfp" ]; then
 		kill -INT "$perfp" 2>/dev/null || true
 		for _ in $(seq 1 100); do kill -0 "$perfp" 2>/dev/null || break; sleep 0.05; done
 		stop "$perfp"
 	fi
-	local rps mbs p50 p99 reqs errs cpu_us sc="-" ins="-"
+	local rps mbs p50 p99 reqs errs cpu_us sc="-" ins="-" sl="-" ld="-"
 	reqs="$(load_requests "$c" "$f")"
 	if [[ "$c" == *-h2load ]]; then
 		# finished in 5.00s, 38000.00 req/s, 5.12MB/s
@@ -274,11 +315,15 @@ measure() { # case name port pid [round]
 	if [ -z "$rps" ] || [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
 		echo "bench: $c/$name: the load generator produced no result:" >&2
 		cat "$f" >&2
-		results+=("$c|$name|0|0|-|-|-|all|-|-")
+		results+=("$c|$name|0|0|-|-|-|all|-|-|-|-")
 		return
 	fi
+	# CPU 1 carries the origin and the load generator (and, on loopback, the
+	# kernel's delivery of what they send): what the proxy costs them.
+	[ "$pin" = 1 ] && ld="$(awk -v t=$((ld_after - ld_before)) -v hz="$clk_tck" -v n="$reqs" 'BEGIN{printf "%.1f", t*1e6/hz/n}')"
 	if [ -n "$pid" ]; then
 		cpu_us="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$reqs" 'BEGIN{printf "%.1f", t*1e6/hz/n}')"
+		sl="$(awk -v s=$((sl_after - sl_before)) -v n="$reqs" 'BEGIN{printf "%.2f", s/n}')"
 		if [ -n "$perfp" ]; then
 			ins="$(awk -F, -v n="$reqs" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END{if (s) printf "%.0f", s/n; else print "-"}' "$tmp/perf-$c-$name.txt")"
 		fi
@@ -286,8 +331,8 @@ measure() { # case name port pid [round]
 	else
 		cpu_us="-"
 	fi
-	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs|$sc|$ins")
-	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $sc syscalls/request, $ins instructions/request, $errs errors" >&2
+	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs|$sc|$ins|$sl|$ld")
+	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $ld load-CPU µs/request, $sl sleeps/request, $sc syscalls/request, $ins instructions/request, $errs errors" >&2
 }
 
 want() { [[ ",$only," == *",$1,"* ]]; }
@@ -433,7 +478,7 @@ aggregate() { # case
 				split(row[m], f, "|")
 				isort(cv, nc)
 				cpu = nc ? sprintf("%.1f", nc % 2 ? cv[(nc + 1) / 2] : (cv[nc / 2] + cv[nc / 2 + 1]) / 2) : f[7]
-				printf "%s|%s|%s|%s|%s|%s|%s|%d|%s|%s\n", f[1], f[2], f[3], f[4], f[5], f[6], cpu, errs, sc == "" ? "-" : sc, f[10]
+				printf "%s|%s|%s|%s|%s|%s|%s|%d|%s|%s|%s|%s\n", f[1], f[2], f[3], f[4], f[5], f[6], cpu, errs, sc == "" ? "-" : sc, f[10], f[11], f[12]
 			}')")
 	done
 	results=("${keep[@]}")
@@ -441,7 +486,7 @@ aggregate() { # case
 
 for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 	names=()
-	if want direct; then names+=(nginx-direct); fi
+	if want direct; then names+=("$backend-direct"); fi
 	for name in ringress ringress-buffers ringress-uring haproxy nginx; do
 		[ -n "${ports[$name]:-}" ] || continue
 		if [[ "$name" == ringress-* ]] && ! large "$c"; then continue; fi
@@ -450,7 +495,7 @@ for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 	for ((r = 0; r < rounds; r++)); do
 		for ((k = 0; k < ${#names[@]}; k++)); do
 			name="${names[$(((k + r) % ${#names[@]}))]}"
-			if [ "$name" = nginx-direct ]; then
+			if [ "$name" = "$backend-direct" ]; then
 				measure "$c" "$name" "$backend_port" "" "$r"
 			else
 				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
@@ -511,11 +556,11 @@ report() {
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
 	echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
 	[ "$rounds" -gt 1 ] && echo "rounds: $rounds per case, the order of the proxies rotated each round; req/s, MB/s, p50 and p99 from the round with the median req/s, CPU µs/request the median of the rounds, errors of all rounds, syscalls from the first round"
-	echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin (nginx) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
+	echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin ($backend) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
 	for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 		ring_rps="" ring_cpu=""
 		for r in "${results[@]}"; do
-			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
 			if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
 				ring_rps="$rps"
 				ring_cpu="$cpu"
@@ -524,13 +569,13 @@ report() {
 		echo
 		echo "**$c**"
 		echo
-		echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
-		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | load-CPU µs/request | sleeps/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for r in "${results[@]}"; do
-			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins <<<"$r"
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
 			[ "$rc" = "$c" ] || continue
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
-				"$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
+				"$ld" "$sl" "$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
 		done
 	done
 	if [ "${#load_cases[@]}" -gt 0 ]; then
@@ -597,7 +642,7 @@ if [ "$chart" = 1 ]; then
 					for n in "${names[@]-}"; do
 						v="-"
 						for r in "${results[@]}"; do
-							IFS='|' read -r rc rn rps mbs p50 p99 cpu errs sc ins <<<"$r"
+							IFS='|' read -r rc rn rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
 							if [ "$rc" = "$c" ] && [ "$rn" = "$n" ]; then
 								if [ "$metric" = rps ]; then v="$rps"; else v="$cpu"; fi
 							fi
