@@ -50,6 +50,8 @@ struct core_config {
 	uint8_t splice_mode;        /* SPLICE_MODE_*: how large bodies are forwarded */
 	uint64_t splice_threshold;  /* response bodies at least this long are spliced */
 
+	uint32_t batch_wait_usec;   /* 100: longest wait for a batch of completions when busy */
+
 	uint32_t buf_size;  /* provided buffer size, 16k */
 	uint32_t buf_count; /* provided buffers per shard, power of two */
 };

@@ -34,6 +34,7 @@ static void upstream_unaccount(struct upstream *u)
 	if (u->st) {
 		u->st->active--;
 		u->st = NULL;
+		u->s.sh->inflight--;
 	}
 }
 
@@ -439,6 +440,7 @@ static int upstream_attach(struct conn *c, int same)
 	c->up = u;
 	u->st = v->eps[v->off[b->id] + (uint32_t)e];
 	u->st->active++;
+	u->s.sh->inflight++;
 	u->t_start = sh->now_ms;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &sh->resp_settings);
 	u->parser.data = &u->head;

@@ -226,6 +226,8 @@ struct shard {
 	uint32_t nplain_free;
 	int wake_fd;
 	uint64_t wake_val;
+	bool ring_fd_registered;
+	uint32_t batch_wait_usec; /* --batch-wait-usec, 0 when the kernel lacks it */
 	struct __kernel_timespec tick_ts;
 
 	/* provided buffers */
@@ -247,6 +249,7 @@ struct shard {
 	struct timer_list timers[TIMER_LISTS];
 	struct conn conns; /* sentinel of the connection list */
 	uint32_t nconns, nstreams;
+	uint32_t inflight; /* requests given to an upstream endpoint, not finished */
 	struct upstream *pool[POOL_BUCKETS];
 	uint32_t pool_idle; /* connections in the pool */
 	uint32_t free_txqs;

@@ -22,6 +22,13 @@
 #define BGID 1
 #define TICK_MS 100
 #define RING_ENTRIES 4096
+/* Batched waits: with at least BATCH_INFLIGHT requests at upstreams, a wait
+ * asks for BATCH_MAX completions or --batch-wait-usec, whichever comes first. */
+#define BATCH_INFLIGHT 16
+#define BATCH_MAX 64
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* Linux 6.12 */
+#endif
 
 struct shard_group {
 	const struct core_config *cfg;
@@ -228,6 +235,16 @@ static int ring_init(struct shard *sh)
 	/* A registered ring fd spares the fd lookup of every io_uring_enter. */
 	if (io_uring_register_ring_fd(&sh->ring) < 0)
 		log_debug("shard", "shard %d: ring fd not registered", sh->id);
+	else
+		sh->ring_fd_registered = true;
+	/* Batched waits need the kernel's minimum wait timeout (Linux 6.12). */
+	sh->batch_wait_usec = sh->cfg->batch_wait_usec;
+	if (sh->batch_wait_usec && !(p.features & IORING_FEAT_MIN_TIMEOUT)) {
+		if (sh->id == 0)
+			log_info("shard", "this kernel has no minimum wait timeout for io_uring "
+					  "(Linux 6.12+): --batch-wait-usec is off");
+		sh->batch_wait_usec = 0;
+	}
 	if (sh->cfg->splice_mode == SPLICE_MODE_URING) {
 		/* IORING_OP_SPLICE runs in io-wq: keep its workers few and on
 		 * this shard's CPU. */
@@ -408,6 +425,55 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	}
 }
 
+/* The completions the next wait asks for. Few requests in flight mean
+ * little load, or clients that wait for each answer before asking again:
+ * then every completion wakes the shard, as a batch would only add its wait
+ * to their round trips. Many requests in flight keep completions coming:
+ * then one wake-up serves a batch, which costs a request at most
+ * --batch-wait-usec per pass through the shard. */
+static unsigned next_want(const struct shard *sh)
+{
+	return sh->inflight >= BATCH_INFLIGHT ? BATCH_MAX : 1;
+}
+
+/* Submits what is queued and waits for completions: for one, or, when
+ * next_want asks for more, for that many or batch_wait_usec, whichever comes
+ * first (then for one). The kernel (DEFER_TASKRUN, Linux 6.12's minimum wait timeout)
+ * then wakes the shard once for a batch instead of once per completion: each
+ * wake-up costs this CPU a context switch and the CPU whose packet caused
+ * it an inter-processor interrupt. liburing 2.3 has no helper for this wait:
+ * the submission queue is flushed here as io_uring_submit does. */
+static void ring_wait(struct shard *sh)
+{
+	unsigned want = next_want(sh);
+	if (want <= 1 || !sh->batch_wait_usec || io_uring_cq_ready(&sh->ring)) {
+		io_uring_submit_and_wait(&sh->ring, 1);
+		return;
+	}
+	struct io_uring_sq *sq = &sh->ring.sq;
+	unsigned tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		IO_URING_WRITE_ONCE(*sq->ktail, tail);
+	}
+	unsigned to_submit = tail - IO_URING_READ_ONCE(*sq->khead);
+	struct io_uring_getevents_arg arg = {0};
+	arg.pad = sh->batch_wait_usec; /* min_wait_usec since Linux 6.12 */
+	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	int fd = sh->ring.ring_fd;
+	if (sh->ring_fd_registered) {
+		flags |= IORING_ENTER_REGISTERED_RING;
+		fd = sh->ring.enter_ring_fd;
+	}
+	int ret = io_uring_enter2(fd, to_submit, want, flags,
+				  (sigset_t *)&arg, sizeof(arg));
+	if (ret == -EINVAL) {
+		log_warn("shard", "shard %d: the kernel refuses batched waits (%s): "
+				  "--batch-wait-usec is off", sh->id, strerror(-ret));
+		sh->batch_wait_usec = 0;
+	}
+}
+
 static void pin_cpu(struct shard *sh)
 {
 	cpu_set_t set;
@@ -446,7 +512,7 @@ static void *shard_main(void *arg)
 	atomic_store(&sh->start_status, 1);
 
 	for (;;) {
-		io_uring_submit_and_wait(&sh->ring, 1);
+		ring_wait(sh);
 		sh->now_ms = now_ms();
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;

@@ -490,3 +490,60 @@ Test(proxy, client_connection_close_and_http10)
 	}
 	h_conn_close(&c);
 }
+
+/* 40 requests held by the backend keep 40 in flight on the shard, so its
+ * waits ask for batches of completions (--batch-wait-usec). A request sent
+ * meanwhile must still be answered at once (a batch is bounded in time, not
+ * only in count), and every held request gets its own response. */
+static void many_in_flight(int idx, const char *batch_wait)
+{
+	enum { N = 40 };
+	int port = start(idx, "--batch-wait-usec", batch_wait);
+	static struct h_conn c[N];
+	for (int i = 0; i < N; i++) {
+		open_conn(&c[i], port);
+		cr_assert_eq(h_conn_sendf(&c[i], "GET /held/_/sleep/1500?n=%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i), 0);
+	}
+	h_sleep_ms(200);
+	struct h_conn q;
+	struct h_resp r;
+	open_conn(&q, port);
+	/* Five requests one after another: each waits for the previous answer,
+	 * as a client with nothing else to send does. A few milliseconds each
+	 * without batching; a wait that held out for a full batch would cost
+	 * each one a tick (100 ms) or more. */
+	int64_t t0 = h_now_ms();
+	for (int i = 0; i < 5; i++) {
+		if (i)
+			h_resp_free(&r);
+		get_on(&q, &r, "/quick", NULL);
+		cr_expect_eq(r.status, 200, "request %d beside 40 in flight: %d", i + 1, r.status);
+	}
+	int64_t took = h_now_ms() - t0;
+	cr_expect_lt(took, 250, "5 requests beside 40 in flight took %lld ms", (long long)took);
+	h_resp_free(&r);
+	h_conn_close(&q);
+	for (int i = 0; i < N; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "/held/_/sleep/1500?n=%d", i);
+		int e = h_conn_response(&c[i], &r, false, 5000);
+		cr_expect_eq(e, 0, "held request %d: no response (%d)", i, e);
+		if (!e) {
+			cr_expect_eq(r.status, 200, "held request %d: %d", i, r.status);
+			const char *t = h_echo_value(&r, "target");
+			cr_expect_str_eq(t ? t : "", want, "held request %d got another's response", i);
+			h_resp_free(&r);
+		}
+		h_conn_close(&c[i]);
+	}
+}
+
+Test(proxy, many_in_flight_batched)
+{
+	many_in_flight(38, "100");
+}
+
+Test(proxy, many_in_flight_unbatched)
+{
+	many_in_flight(39, "0");
+}
