@@ -244,7 +244,8 @@ static void conn_abort(struct conn *c)
 
 /* Closes the client connection once everything queued is sent: the write
  * side first, then input is drained for a while so that unread input does
- * not turn into a reset that destroys the response (lingering close). */
+ * not turn into a reset that destroys the response (lingering close), unless
+ * the client itself asked for the close after a request read whole. */
 static void conn_close_graceful(struct conn *c)
 {
 	if (!stream_tx_idle(&c->s))
@@ -263,6 +264,13 @@ static void conn_close_graceful(struct conn *c)
 		stream_flush(&c->s);
 		if (!stream_tx_idle(&c->s))
 			return; /* back here once the alert is sent */
+	}
+	if (c->flags & C_F_CLIENT_CLOSE) {
+		/* The client asked for the close and all it sent was read: it
+		 * sends nothing more but its FIN, so there is nothing to drain
+		 * and the close can be at once (nginx decides the same way). */
+		stream_close(&c->s);
+		return;
 	}
 	c->flags |= C_F_LINGER;
 	shutdown(c->s.fd, SHUT_WR);
@@ -290,8 +298,10 @@ static void respond_local(struct conn *c, int status, bool close)
 	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
-	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER))
+	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER)) {
 		c->rq = RQ_DONE; /* the rest of the input is not read */
+		c->flags &= ~C_F_CLIENT_CLOSE;
+	}
 }
 
 /* 308 to the same host and target over HTTPS (a host with TLS). */
@@ -612,7 +622,9 @@ static int start_request(struct conn *c)
 		c->flags |= C_F_HEAD;
 	if (p->http_major == 1 && p->http_minor == 0)
 		c->flags |= C_F_HTTP10;
-	if (!llhttp_should_keep_alive(p) || c->nreq >= cfg->keepalive_requests || sh->stopping)
+	if (!llhttp_should_keep_alive(p))
+		c->flags |= C_F_CLOSE_AFTER | C_F_CLIENT_CLOSE;
+	if (c->nreq >= cfg->keepalive_requests || sh->stopping)
 		c->flags |= C_F_CLOSE_AFTER;
 	bool has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
 
@@ -1167,7 +1179,7 @@ static void finish_request(struct conn *c)
 	c->rs = RS_NONE;
 	c->s.flags &= (uint16_t)~ST_F_ONESHOT;
 	c->body_bytes = 0;
-	c->flags &= C_F_CLOSE_AFTER | C_F_LINGER;
+	c->flags &= C_F_CLOSE_AFTER | C_F_LINGER | C_F_CLIENT_CLOSE;
 	http1_head_free(&c->head); /* idle connections hold no buffers */
 }
 
@@ -1225,6 +1237,8 @@ static void conn_drive(struct conn *c)
 	for (;;) {
 		if (c->rq == RQ_HEAD && c->rs == RS_NONE) {
 			if (c->flags & C_F_CLOSE_AFTER) {
+				if (!stream_rx_empty(s)) /* more after all: drain it */
+					c->flags &= ~C_F_CLIENT_CLOSE;
 				stream_drop_rx(s);
 				break;
 			}
@@ -1259,6 +1273,7 @@ static void conn_drive(struct conn *c)
 			 * the connection closes after the response. */
 			upstream_detach_close(c);
 			c->flags |= C_F_CLOSE_AFTER;
+			c->flags &= ~C_F_CLIENT_CLOSE;
 			c->rq = RQ_DONE;
 			stream_drop_rx(s);
 		}

@@ -154,6 +154,7 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 #define C_F_TUNNEL (1u << 13)     /* upgraded: raw bytes both ways */
 #define C_F_SPLICE_PENDING (1u << 14) /* response body will move by splice */
 #define C_F_NOTIFIED (1u << 15)   /* TLS close_notify queued */
+#define C_F_CLIENT_CLOSE (1u << 16) /* the client asked for the close; its request was read whole */
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
