@@ -34,6 +34,9 @@ static void upstream_unaccount(struct upstream *u)
 	if (u->st) {
 		u->st->active--;
 		u->st = NULL;
+	}
+	if (u->inflight) {
+		u->inflight = false;
 		u->s.sh->inflight--;
 	}
 }
@@ -450,7 +453,8 @@ static int upstream_attach(struct conn *c, int same)
 	c->up = u;
 	u->st = v->eps[v->off[b->id] + (uint32_t)e];
 	u->st->active++;
-	u->s.sh->inflight++;
+	u->inflight = true;
+	sh->inflight++;
 	u->t_start = sh->now_ms;
 	llhttp_init(&u->parser, HTTP_RESPONSE, &sh->resp_settings);
 	u->parser.data = &u->head;
@@ -669,8 +673,11 @@ static int start_request(struct conn *c)
 			respond_redirect(c, host, hl);
 			if (!(c->flags & C_F_CLOSE_AFTER) && has_body)
 				c->flags |= C_F_CLOSE_AFTER;
-			if (c->flags & C_F_CLOSE_AFTER)
-				c->rq = RQ_DONE;
+			if (c->flags & C_F_CLOSE_AFTER) {
+				c->rq = RQ_DONE; /* a body is not read: drain it */
+				if (has_body)
+					c->flags &= ~C_F_CLIENT_CLOSE;
+			}
 			else
 				c->rq = parser_kick(p, &c->head) == HTTP1_EV_MESSAGE ? RQ_DONE
 										     : RQ_BODY;
@@ -870,6 +877,12 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
+	if (u->inflight) {
+		/* A tunnel may idle for hours: it must not keep the shard's waits
+		 * batched (see next_want in shard.c). */
+		u->inflight = false;
+		sh->inflight--;
+	}
 	replay_release(c);
 	c->tunnel_idle_ms = read_timeout(c);
 	c->flags |= C_F_TUNNEL | C_F_SENT;

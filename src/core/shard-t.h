@@ -202,6 +202,7 @@ struct upstream {
 	uint32_t nreq;
 	uint32_t hash;
 	bool idle, reused, reusable;
+	bool inflight; /* counted in the shard's inflight (a request, not a tunnel) */
 	llhttp_t parser;
 	struct http1_head head;
 	struct http1_info info;

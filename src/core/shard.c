@@ -457,8 +457,14 @@ static void ring_wait(struct shard *sh)
 		IO_URING_WRITE_ONCE(*sq->ktail, tail);
 	}
 	unsigned to_submit = tail - IO_URING_READ_ONCE(*sq->khead);
+	/* After the minimum wait the kernel returns with what completed, or
+	 * waits for the first completion until ts: without a ts it would return
+	 * empty-handed every batch_wait_usec while requests wait on slow
+	 * upstreams. The 100 ms tick wakes the shard before ts anyway. */
+	static const struct __kernel_timespec ts = {.tv_sec = 1};
 	struct io_uring_getevents_arg arg = {0};
 	arg.pad = sh->batch_wait_usec; /* min_wait_usec since Linux 6.12 */
+	arg.ts = (uint64_t)(uintptr_t)&ts;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = sh->ring.ring_fd;
 	if (sh->ring_fd_registered) {

@@ -12,6 +12,8 @@
 
 TestSuite(proxy, .init = h_setup, .fini = h_teardown, .timeout = 40);
 
+static pid_t ringress_pid; /* of the last start() */
+
 /* One backend "web" on port 1, Ingress host p.local / -> web, ringress with
  * --shards 1 (so that upstream connection reuse is deterministic). */
 static int start(int idx, const char *extra1, const char *extra2)
@@ -23,7 +25,25 @@ static int start(int idx, const char *extra1, const char *extra2)
 		     0);
 	pid_t p = h_ringress_ready(H_PORT(idx, 0), H_PORT(idx, 9), "--shards", "1", extra1, extra2, NULL);
 	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	ringress_pid = p;
 	return H_PORT(idx, 0);
+}
+
+/* Voluntary context switches (waits for work) of all of pid's threads. */
+static long sleeps_of(pid_t pid)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd),
+		 "cat /proc/%d/task/*/status | awk '/^voluntary_ctxt_switches/{n+=$2} END{print n+0}'",
+		 (int)pid);
+	FILE *f = popen(cmd, "r");
+	long n = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
 }
 
 static void open_conn(struct h_conn *c, int port)
@@ -515,7 +535,7 @@ static void many_in_flight(int idx, const char *batch_wait)
 	static struct h_conn c[N];
 	for (int i = 0; i < N; i++) {
 		open_conn(&c[i], port);
-		cr_assert_eq(h_conn_sendf(&c[i], "GET /held/_/sleep/1500?n=%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i), 0);
+		cr_assert_eq(h_conn_sendf(&c[i], "GET /held/_/sleep/2000?n=%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i), 0);
 	}
 	h_sleep_ms(200);
 	struct h_conn q;
@@ -534,11 +554,19 @@ static void many_in_flight(int idx, const char *batch_wait)
 	}
 	int64_t took = h_now_ms() - t0;
 	cr_expect_lt(took, 250, "5 requests beside 40 in flight took %lld ms", (long long)took);
+	/* While the 40 only wait, the shard waits too: a batched wait that
+	 * returned empty-handed after each --batch-wait-usec would wake it
+	 * thousands of times a second; the 100 ms tick wakes it a few. */
+	long s0 = sleeps_of(ringress_pid);
+	h_sleep_ms(500);
+	long s1 = sleeps_of(ringress_pid);
+	cr_expect(s0 >= 0 && s1 - s0 < 200, "ringress woke %ld times in 500 ms with 40 requests waiting",
+		  s1 - s0);
 	h_resp_free(&r);
 	h_conn_close(&q);
 	for (int i = 0; i < N; i++) {
 		char want[64];
-		snprintf(want, sizeof(want), "/held/_/sleep/1500?n=%d", i);
+		snprintf(want, sizeof(want), "/held/_/sleep/2000?n=%d", i);
 		int e = h_conn_response(&c[i], &r, false, 5000);
 		cr_expect_eq(e, 0, "held request %d: no response (%d)", i, e);
 		if (!e) {

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,29 @@ Test(tls, redirects_and_opt_out)
 	snprintf(want, sizeof(want), "https://a.example.com:%d/path?q=1", https);
 	cr_expect_str_eq(h_header(&r, "Location"), want);
 	h_resp_free(&r);
+	/* A POST redirected before its body was read: ringress closes after
+	 * the 308 but drains the body meanwhile (lingering close), even though
+	 * the client said Connection: close, so that the rest of the upload
+	 * does not turn into a reset that could destroy the 308. */
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, http, 2000), 0);
+	static char body[1000];
+	memset(body, 'b', sizeof(body));
+	cr_assert_eq(h_conn_sendf(&c, "POST /up HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n"
+				      "Content-Length: 100000\r\n\r\n"), 0);
+	cr_assert_eq(h_conn_send(&c, body, sizeof(body), 2000), 0);
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	cr_expect_eq(r.status, 308);
+	h_resp_free(&r);
+	h_sleep_ms(200);
+	bool reset = false;
+	for (int i = 0; i < 5 && !reset; i++) {
+		if (send(c.fd, body, sizeof(body), MSG_NOSIGNAL) < 0)
+			reset = true;
+		h_sleep_ms(50);
+	}
+	cr_expect(!reset, "the rest of a redirected upload was answered with a reset (no lingering close)");
+	h_conn_close(&c);
 	/* ssl-redirect: "false" and hosts without TLS are served over HTTP. */
 	cr_assert_eq(h_get(&r, http, "n.example.com", "/"), 0);
 	cr_expect_eq(r.status, 200);
