@@ -26,6 +26,31 @@ bench_pin() {
 	if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
 }
 
+# The configurations of bench/*.in: render TEMPLATE PORT OUT fills in $tmp,
+# the port, $backend_port (the origin), the user line, $cfg_conns and the file
+# descriptor limits. render_setup sets their defaults.
+render_setup() {
+	user_line=""
+	[ "$(id -u)" = 0 ] && user_line="user root;"
+	cfg_conns=4096 # worker_connections / maxconn; 16384 for idle10k
+	nofile_hard="$(ulimit -Hn)"
+	if [ "$nofile_hard" = unlimited ]; then nofile_hard=1048576; fi
+}
+render() { # template port out
+	# File descriptors: two per connection, capped by the hard limit (no
+	# CAP_SYS_RESOURCE in containers). HAProxy sizes its own limit as 2.5 per
+	# connection and refuses to start when it cannot have it: below that, give
+	# it the hard limit and "no strict-limits" (idle clients need one each).
+	local nofile=$((cfg_conns * 2 + 100)) hap=""
+	[ "$nofile" -gt "$nofile_hard" ] && nofile=$nofile_hard
+	if [ $((cfg_conns * 5 / 2 + 100)) -gt "$nofile_hard" ]; then
+		hap="ulimit-n $nofile_hard\n\tno strict-limits"
+	fi
+	sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|$2|g" -e "s|@BACKEND_PORT@|$backend_port|g" \
+		-e "s|@USER@|$user_line|g" -e "s|@CONNS@|$cfg_conns|g" \
+		-e "s|@NOFILE@|$nofile|g" -e "s|@HAPROXY_LIMITS@|$hap|g" "$1" >"$3"
+}
+
 # bench_quota PCT (after bench_pin and bench_begin): the proxies started with
 # "${proxy_cpu[@]}" run in a CPU cgroup limited to PCT % of one CPU (in 10 ms
 # periods), so that the proxy, not the origin and load generator on the
@@ -135,6 +160,30 @@ ports: [{name: http, port: $1}]
 endpoints:
   - addresses: ["127.0.0.1"]
     conditions: {ready: true}
+YAML
+}
+
+# An Ingress sending every path to the origin's Service; with a Secret's
+# name, also TLS for host localhost with that Secret.
+origin_ingress() { # [tls-secret]
+	local tls=""
+	[ -n "${1:-}" ] && tls="
+  tls:
+    - hosts: [localhost]
+      secretName: $1"
+	cat <<YAML
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: origin, namespace: bench}
+spec:
+  ingressClassName: ringress$tls
+  rules:
+    - http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend: {service: {name: origin, port: {number: 80}}}
 YAML
 }
 

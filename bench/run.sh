@@ -128,25 +128,7 @@ bench_begin
 [ -n "$proxy_pct" ] && bench_quota "$proxy_pct"
 for p in 0 1 2 3 4 5 6 7 8 11 14 15 16; do port_free $((base + p)); done
 
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-cfg_conns=4096 # worker_connections / maxconn; 16384 for idle10k
-nofile_hard="$(ulimit -Hn)"
-[ "$nofile_hard" = unlimited ] && nofile_hard=1048576
-render() { # template port out
-	# File descriptors: two per connection, capped by the hard limit (no
-	# CAP_SYS_RESOURCE in containers). HAProxy sizes its own limit as 2.5 per
-	# connection and refuses to start when it cannot have it: below that, give
-	# it the hard limit and "no strict-limits" (idle clients need one each).
-	local nofile=$((cfg_conns * 2 + 100)) hap=""
-	[ "$nofile" -gt "$nofile_hard" ] && nofile=$nofile_hard
-	if [ $((cfg_conns * 5 / 2 + 100)) -gt "$nofile_hard" ]; then
-		hap="ulimit-n $nofile_hard\n\tno strict-limits"
-	fi
-	sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|$2|g" -e "s|@BACKEND_PORT@|$backend_port|g" \
-		-e "s|@USER@|$user_line|g" -e "s|@CONNS@|$cfg_conns|g" \
-		-e "s|@NOFILE@|$nofile|g" -e "s|@HAPROXY_LIMITS@|$hap|g" "$1" >"$3"
-}
+render_setup
 
 
 backend_port=$base
@@ -345,20 +327,7 @@ start_ringress() { # port admin extra-args...
 	mkdir -p "$tmp/m"
 	{
 		origin_manifests "$backend_port"
-		cat <<YAML
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: origin, namespace: bench}
-spec:
-  ingressClassName: ringress
-  rules:
-    - http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend: {service: {name: origin, port: {number: 80}}}
-YAML
+		origin_ingress
 	} >"$tmp/m/bench.yaml"
 	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
 		--admin-port "$admin" --https-port 0 --shards 1 --log-level warn --proxy-body-size 0 "$@" \

@@ -203,22 +203,8 @@ type: kubernetes.io/tls
 data:
   tls.crt: $(b64 "$tmp/$key.crt")
   tls.key: $(b64 "$tmp/$key.key")
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: origin, namespace: bench}
-spec:
-  ingressClassName: ringress
-  tls:
-    - hosts: [localhost]
-      secretName: localhost-$key
-  rules:
-    - http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend: {service: {name: origin, port: {number: 80}}}
 YAML
+		origin_ingress "localhost-$key"
 	} >"$dir/bench.yaml"
 	"${proxy_cpu[@]}" "$bin" --manifests "$dir" --bind 127.0.0.1 --http-port "$http" \
 		--https-port "$port" --admin-port "$admin" --default-ssl-certificate "bench/localhost-$key" \

@@ -1,7 +1,9 @@
-/* bench_test.c - the benchmark harness never rots: `bench/run.sh --quick`
+/* bench_test.c - the benchmark harnesses never rot: `bench/run.sh --quick`
  * (shortened to 1 s per proxy) runs ringress, HAProxy and nginx against the
- * nginx origin with wrk, and ringress-micro, and prints their tables. Only
- * that the harness works is checked, never a figure: the machine is shared. */
+ * nginx origin with wrk, and ringress-micro, and prints their tables;
+ * `bench/ab.sh` runs one short round of two ringress settings and HAProxy.
+ * Only that the harnesses work is checked, never a figure: the machine is
+ * shared. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -55,18 +57,30 @@ static double column(const char *r, int i)
 	return strtod(r, NULL);
 }
 
-Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 240)
+/* Runs bench/<name> with args (NULL-terminated) and returns its output,
+ * asserting that it finished within timeout_ms and exited 0. */
+static const char *run_script(const char *name, const char *const *args, int timeout_ms)
 {
 	const char *root = getenv("RINGRESS_ROOT");
 	char script[1024];
-	snprintf(script, sizeof(script), "%s/bench/run.sh", root && *root ? root : ".");
-	char *argv[] = {"/bin/bash", script, "--quick", "--duration", "1", NULL};
-	pid_t pid = h_spawn("bench", argv);
+	snprintf(script, sizeof(script), "%s/bench/%s", root && *root ? root : ".", name);
+	char *argv[16] = {"/bin/bash", script};
+	int n = 2;
+	for (; *args && n < 15; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	pid_t pid = h_spawn(name, argv);
 	cr_assert_gt(pid, 0);
 	int st = 0;
-	cr_assert_eq(h_wait_exit(pid, 200000, &st), 0, "bench/run.sh --quick did not finish");
-	const char *out = h_log_tail("bench", 65536);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench/run.sh --quick failed:\n%s", out);
+	cr_assert_eq(h_wait_exit(pid, timeout_ms, &st), 0, "bench/%s did not finish", name);
+	const char *out = h_log_tail(name, 65536);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench/%s failed:\n%s", name, out);
+	return out;
+}
+
+Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 240)
+{
+	const char *out = run_script("run.sh", (const char *[]){"--quick", "--duration", "1", NULL}, 200000);
 
 	/* A row per proxy in the small case, with requests done and no errors. */
 	int rps = col(out, "**small**", "req/s"), errs = col(out, "**small**", "errors");
@@ -98,4 +112,16 @@ Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 
 		cr_assert_not_null(v);
 		cr_expect_gt(strtod(v + 3, NULL), 0.0, "micro %s", micro[i]);
 	}
+}
+
+/* bench/ab.sh, one short round: a row per setting and HAProxy's. */
+Test(bench, ab_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 120)
+{
+	const char *out = run_script(
+		"ab.sh", (const char *[]){"--rounds", "1", "--duration", "1", "a:", "b:--batch-wait-usec 0", NULL},
+		100000);
+	const char *want[] = {"\na: req/s ", "\nb: req/s ", "\nhaproxy: req/s 1.00x"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect_not_null(strstr(out, want[i]), "no \"%s\" line:\n%s", want[i] + 1, out);
+	cr_expect_null(strstr(out, "(errors)"), "errors in a run:\n%s", out);
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# bench/ab.sh - interleaved A/B runs of ringress settings against HAProxy.
+#
+#   bash bench/ab.sh [--rounds N] [--connections N] [--duration S] [--no-pin]
+#                    [--bin PATH] LABEL:FLAGS [LABEL:FLAGS ...]
+#
+#   e.g. bash bench/ab.sh --rounds 8 "batched:" "unbatched:--batch-wait-usec 0"
+#
+# One nginx origin (as bench/run.sh's), one ringress per LABEL:FLAGS (FLAGS
+# are extra ringress flags, may be empty; ringress is RINGRESS_BIN or --bin,
+# default zig-out/bin/ringress: build it ReleaseFast) and one HAProxy, all
+# started once. Each round runs wrk -t1 (small GET, 1 s warm-up, then
+# --duration s, default 2) against every one in turn: runs seconds apart
+# share this shared machine's noise, runs minutes apart do not. Prints every
+# run (req/s, proxy CPU µs/request, sleeps/request, p99), then per label the
+# median over rounds of its ratio to HAProxy's run of the same round.
+# Placement as bench/run.sh: proxies on CPU 0, origin and wrk on CPU 1.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+RINGRESS_BIN="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
+rounds=6 conns=64 duration=2 pin=1
+variants=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) rounds="$2"; shift ;;
+	--connections) conns="$2"; shift ;;
+	--duration) duration="$2"; shift ;;
+	--bin) RINGRESS_BIN="$2"; shift ;;
+	--no-pin) pin=0 ;;
+	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
+	*:*) variants+=("$1") ;;
+	*) echo "ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+[ "${#variants[@]}" -gt 0 ] || { echo "ab: give at least one LABEL:FLAGS (see --help)" >&2; exit 2; }
+[ -x "$RINGRESS_BIN" ] || { echo "ab: $RINGRESS_BIN not found (zig build -Doptimize=ReleaseFast)" >&2; exit 2; }
+
+bench_name=ab bench_tmp_prefix=ringress-ab
+. "$here/lib.sh"
+bench_require wrk nginx haproxy curl
+bench_pin
+bench_begin
+render_setup
+base="${BENCH_PORT_BASE:-18180}"
+backend_port=$base
+mkdir -p "$tmp/www" "$tmp/m"
+printf '%099d\n' 0 | tr 0 x >"$tmp/www/index.html"
+render "$here/nginx-backend.conf.in" "$backend_port" "$tmp/backend.conf"
+port_free "$backend_port"
+"${load_cpu[@]}" nginx -p "$tmp" -e "$tmp/backend-error.log" -c "$tmp/backend.conf" >"$tmp/backend.out" 2>&1 9>&- &
+pids+=($!)
+wait_port "$backend_port"
+{ origin_manifests "$backend_port"; origin_ingress; } >"$tmp/m/ab.yaml"
+
+labels=()
+declare -A port=() pid=()
+i=1
+for v in "${variants[@]}"; do
+	label="${v%%:*}" flags="${v#*:}"
+	p=$((base + i)) i=$((i + 1))
+	port_free "$p"
+	# shellcheck disable=SC2086
+	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$p" \
+		--admin-port $((p + 50)) --https-port 0 --shards 1 --log-level warn $flags \
+		>"$tmp/ringress-$p.log" 2>&1 9>&- &
+	pid[$label]=$! port[$label]=$p
+	pids+=($!)
+	wait_ready "$p" $((p + 50))
+	labels+=("$label")
+done
+p=$((base + i))
+port_free "$p"
+render "$here/haproxy.cfg.in" "$p" "$tmp/haproxy.cfg"
+"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 9>&- &
+pid[haproxy]=$! port[haproxy]=$p
+pids+=($!)
+wait_port "$p"
+labels+=(haproxy)
+
+echo "round label req/s CPU-µs/request sleeps/request p99"
+for ((r = 1; r <= rounds; r++)); do
+	for label in "${labels[@]}"; do
+		url="http://127.0.0.1:${port[$label]}/index.html"
+		"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true
+		c0="$(cpu_ticks "${pid[$label]}")" s0="$(sleeps "${pid[$label]}")"
+		out="$("${load_cpu[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency "$url" 2>&1 || true)"
+		c1="$(cpu_ticks "${pid[$label]}")" s1="$(sleeps "${pid[$label]}")"
+		awk -v r="$r" -v l="$label" -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$clk_tck" '
+			/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 } $1 == "99%" { p99 = $2 }
+			/Non-2xx|Socket errors/ { err = 1 }
+			END { if (!n) { print r, l, "no result" > "/dev/stderr"; exit }
+			      printf "%d %s %.0f %.1f %.2f %s%s\n", r, l, rps, c * 1e6 / hz / n, s / n, p99, err ? " (errors)" : "" }' <<<"$out"
+	done
+done | tee "$tmp/runs.txt"
+
+echo
+echo "label: median over rounds of (its req/s / HAProxy's), (its CPU µs/request / HAProxy's); median sleeps/request"
+for label in "${labels[@]}"; do
+	awk -v l="$label" '
+		function med(a, n,  i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		                               return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+		$1 ~ /^[0-9]+$/ && $2 == "haproxy" { hr[$1] = $3; hc[$1] = $4 }
+		$1 ~ /^[0-9]+$/ && $2 == l { vr[$1] = $3; vc[$1] = $4; vs[$1] = $5 }
+		END { for (r in vr) if (r in hr && hr[r] > 0 && hc[r] > 0) { k++; a[k] = vr[r] / hr[r]; b[k] = vc[r] / hc[r]; c[k] = vs[r] }
+		      if (k) printf "%s: req/s %.2fx, CPU %.2fx, sleeps %.2f (%d rounds)\n", l, med(a, k), med(b, k), med(c, k), k }' "$tmp/runs.txt"
+done
