@@ -29,16 +29,23 @@ static void conn_drive(struct conn *c);
 static void response_done(struct conn *c, struct upstream *u);
 
 /* Ends u's accounting in its endpoint's state. */
+/* The request on u no longer counts in its shard's requests in flight
+ * (which decide whether waits are batched: next_want in shard.c). */
+static void upstream_uncount(struct upstream *u)
+{
+	if (u->inflight) {
+		u->inflight = false;
+		u->s.sh->inflight--;
+	}
+}
+
 static void upstream_unaccount(struct upstream *u)
 {
 	if (u->st) {
 		u->st->active--;
 		u->st = NULL;
 	}
-	if (u->inflight) {
-		u->inflight = false;
-		u->s.sh->inflight--;
-	}
+	upstream_uncount(u);
 }
 
 static struct conn *conn_of(struct stream *s)
@@ -284,6 +291,14 @@ static void conn_close_graceful(struct conn *c)
 
 /* ---- responses made by ringress ---- */
 
+/* The rest of the request (its body) will not be read: the request counts
+ * as done, and the close after the response must drain what still comes. */
+static void request_abandon(struct conn *c)
+{
+	c->rq = RQ_DONE;
+	c->flags &= ~C_F_CLIENT_CLOSE;
+}
+
 static void respond_local(struct conn *c, int status, bool close)
 {
 	struct shard *sh = c->s.sh;
@@ -301,10 +316,8 @@ static void respond_local(struct conn *c, int status, bool close)
 	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
-	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER)) {
-		c->rq = RQ_DONE; /* the rest of the input is not read */
-		c->flags &= ~C_F_CLIENT_CLOSE;
-	}
+	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER))
+		request_abandon(c);
 }
 
 /* 308 to the same host and target over HTTPS (a host with TLS). */
@@ -673,11 +686,10 @@ static int start_request(struct conn *c)
 			respond_redirect(c, host, hl);
 			if (!(c->flags & C_F_CLOSE_AFTER) && has_body)
 				c->flags |= C_F_CLOSE_AFTER;
-			if (c->flags & C_F_CLOSE_AFTER) {
-				c->rq = RQ_DONE; /* a body is not read: drain it */
-				if (has_body)
-					c->flags &= ~C_F_CLIENT_CLOSE;
-			}
+			if (has_body && (c->flags & C_F_CLOSE_AFTER))
+				request_abandon(c);
+			else if (c->flags & C_F_CLOSE_AFTER)
+				c->rq = RQ_DONE;
 			else
 				c->rq = parser_kick(p, &c->head) == HTTP1_EV_MESSAGE ? RQ_DONE
 										     : RQ_BODY;
@@ -877,12 +889,7 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
-	if (u->inflight) {
-		/* A tunnel may idle for hours: it must not keep the shard's waits
-		 * batched (see next_want in shard.c). */
-		u->inflight = false;
-		sh->inflight--;
-	}
+	upstream_uncount(u); /* a tunnel may idle for hours */
 	replay_release(c);
 	c->tunnel_idle_ms = read_timeout(c);
 	c->flags |= C_F_TUNNEL | C_F_SENT;
@@ -1286,8 +1293,7 @@ static void conn_drive(struct conn *c)
 			 * the connection closes after the response. */
 			upstream_detach_close(c);
 			c->flags |= C_F_CLOSE_AFTER;
-			c->flags &= ~C_F_CLIENT_CLOSE;
-			c->rq = RQ_DONE;
+			request_abandon(c);
 			stream_drop_rx(s);
 		}
 		if (c->rq == RQ_DONE && c->rs == RS_DONE) {
