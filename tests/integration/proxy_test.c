@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 TestSuite(proxy, .init = h_setup, .fini = h_teardown, .timeout = 40);
@@ -522,6 +524,35 @@ Test(proxy, client_connection_close_and_http10)
 			break;
 	}
 	h_conn_close(&c);
+}
+
+/* A request is acknowledged by its response, not by a bare ACK first
+ * (delayed ACKs from the listening socket on, as HAProxy's tcp-smart-accept):
+ * the client receives SYN-ACK, the response and the FIN, and no segment
+ * without data besides those two. */
+Test(proxy, request_acknowledged_by_its_response)
+{
+	int port = start(40, NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		struct h_conn c;
+		open_conn(&c, port);
+		struct h_resp r;
+		get_on(&c, &r, "/ack", "Connection: close\r\n");
+		cr_expect_eq(r.status, 200);
+		h_resp_free(&r);
+		cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "Connection: close not honoured");
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+		memset(&ti, 0, sizeof(ti));
+		cr_assert_eq(getsockopt(c.fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+		cr_assert_geq(len, offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(ti.tcpi_data_segs_in));
+		cr_expect_gt(ti.tcpi_data_segs_in, 0);
+		cr_expect_leq(ti.tcpi_segs_in - ti.tcpi_data_segs_in, 2,
+			      "connection %d: %u segments without data reached the client (SYN-ACK and "
+			      "FIN expected: a bare ACK of the request was sent)",
+			      i, ti.tcpi_segs_in - ti.tcpi_data_segs_in);
+		h_conn_close(&c);
+	}
 }
 
 /* 40 requests held by the backend keep 40 in flight on the shard, so its
