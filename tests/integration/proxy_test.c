@@ -64,6 +64,18 @@ static void get_on(struct h_conn *c, struct h_resp *r, const char *target, const
 		     c->buf ? c->buf : "");
 }
 
+/* Opens c, sends a GET with Connection: close and expects a 200 and then
+ * the close of the connection by ringress; c stays open on this side. */
+static void get_then_closed(struct h_conn *c, int port, const char *target)
+{
+	open_conn(c, port);
+	struct h_resp r;
+	get_on(c, &r, target, "Connection: close\r\n");
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	cr_expect_eq(h_conn_wait_closed(c, 3000), 0, "Connection: close not honoured");
+}
+
 static long echo_long(const struct h_resp *r, const char *key)
 {
 	const char *v = h_echo_value(r, key);
@@ -484,12 +496,8 @@ Test(proxy, client_connection_close_and_http10)
 {
 	int port = start(37, NULL, NULL);
 	struct h_conn c;
-	open_conn(&c, port);
 	struct h_resp r;
-	get_on(&c, &r, "/cc", "Connection: close\r\n");
-	cr_expect_eq(r.status, 200);
-	h_resp_free(&r);
-	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "Connection: close not honoured");
+	get_then_closed(&c, port, "/cc");
 	/* The client asked for the close: ringress closed its socket at once,
 	 * without waiting to drain input it will not get (no lingering close),
 	 * so bytes sent now are answered with a reset. */
@@ -535,12 +543,7 @@ Test(proxy, request_acknowledged_by_its_response)
 	int port = start(40, NULL, NULL);
 	for (int i = 0; i < 3; i++) {
 		struct h_conn c;
-		open_conn(&c, port);
-		struct h_resp r;
-		get_on(&c, &r, "/ack", "Connection: close\r\n");
-		cr_expect_eq(r.status, 200);
-		h_resp_free(&r);
-		cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "Connection: close not honoured");
+		get_then_closed(&c, port, "/ack");
 		struct tcp_info ti;
 		socklen_t len = sizeof(ti);
 		memset(&ti, 0, sizeof(ti));
