@@ -1,6 +1,8 @@
 /* http1.c - HTTP/1.1 heads: collection, validation, rewriting, own responses. */
 #include "core/http1.h"
 
+#include "core/blkcache.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <errno.h>
@@ -51,7 +53,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		}
 		if (h->nhdr == h->hdr_cap) {
 			uint16_t cap = h->hdr_cap ? (uint16_t)(h->hdr_cap * 2) : 16;
-			struct http1_header *n = realloc(h->hdr, sizeof(*n) * cap);
+			struct http1_header *n = h->hdr ? realloc(h->hdr, sizeof(*n) * cap)
+						       : blk_alloc(sizeof(*n) * cap, NULL);
 			if (!n)
 				return -1;
 			h->hdr = n;
@@ -120,8 +123,8 @@ void http1_head_reset(struct http1_head *h)
 
 void http1_head_free(struct http1_head *h)
 {
-	free(h->buf);
-	free(h->hdr);
+	blk_free(h->buf, h->cap);
+	blk_free(h->hdr, sizeof(*h->hdr) * h->hdr_cap);
 	h->buf = NULL;
 	h->hdr = NULL;
 	h->cap = 0;
@@ -139,9 +142,11 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n)
 			cap *= 2;
 		if (cap > h->limit)
 			cap = h->limit;
-		char *nb = realloc(h->buf, cap);
+		uint32_t got = (uint32_t)cap;
+		char *nb = h->buf ? realloc(h->buf, cap) : blk_alloc(cap, &got);
 		if (!nb)
 			return -ENOMEM;
+		cap = got;
 		h->buf = nb;
 		h->cap = (uint32_t)cap;
 	}

@@ -7,6 +7,7 @@
  * provided buffers they were received in. Back-pressure comes from the
  * bounded send queues (stream.c). Requests on one connection are served in
  * order (pipelining); the two directions progress independently. */
+#include "core/blkcache.h"
 #include "core/log.h"
 #include "core/router.h"
 #include "core/shard-t.h"
@@ -737,7 +738,8 @@ static int start_request(struct conn *c)
 	size_t room = (p->flags & F_CONTENT_LENGTH) && p->content_length <= 4096
 			      ? (size_t)p->content_length
 			      : 0;
-	c->fwd_head = malloc(cap + room);
+	uint32_t got;
+	c->fwd_head = blk_alloc(cap + room, &got);
 	int n = c->fwd_head ? http1_rewrite_request(&c->head, info, p, &fwd, c->fwd_head, cap)
 			    : -ENOMEM;
 	if (n < 0) {
@@ -745,7 +747,7 @@ static int start_request(struct conn *c)
 		return -1;
 	}
 	c->fwd_len = (uint32_t)n;
-	c->fwd_cap = (uint32_t)(cap + room);
+	c->fwd_cap = got;
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	c->rq = RQ_BODY;
 	if (has_body)
@@ -993,7 +995,8 @@ static int response_head(struct conn *c, struct upstream *u)
 	size_t room = (p->flags & F_CONTENT_LENGTH) && p->content_length <= 4096 && !dechunk
 			      ? (size_t)p->content_length
 			      : 0;
-	char *buf = malloc(cap + room);
+	uint32_t got;
+	char *buf = blk_alloc(cap + room, &got);
 	int n = buf ? http1_rewrite_response(&u->head, &u->info, p, close,
 					     (c->flags & C_F_HTTP10) && !close, dechunk, hsts, buf, cap)
 		    : -ENOMEM;
@@ -1002,7 +1005,7 @@ static int response_head(struct conn *c, struct upstream *u)
 		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
 		return -1;
 	}
-	stream_tx_push_heap(&c->s, buf, (uint32_t)n, (uint32_t)(cap + room));
+	stream_tx_push_heap(&c->s, buf, (uint32_t)n, got);
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
@@ -1167,7 +1170,7 @@ static void pump_response(struct conn *c)
 static void fwd_head_release(struct conn *c, struct upstream *u)
 {
 	if (c->fwd_head && !(u && stream_tx_adopt(&u->s, c->fwd_head, c->fwd_cap)))
-		free(c->fwd_head);
+		blk_free(c->fwd_head, c->fwd_cap);
 	c->fwd_head = NULL;
 }
 

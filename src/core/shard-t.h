@@ -75,6 +75,7 @@ struct txitem {
 	int32_t bid;
 	char *heap;
 	uint32_t cap; /* bytes usable from base (0: none), so that small data can be appended */
+	uint32_t heap_size; /* of heap, for blk_free (0: unknown) */
 };
 
 #define TX_MAX 8

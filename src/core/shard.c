@@ -1,5 +1,6 @@
 /* shard.c - shard threads: ring and buffer set-up, the event loop, timers,
  * snapshot adoption, listeners and the group's life cycle. */
+#include "core/blkcache.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/shard-t.h"
@@ -537,6 +538,7 @@ static void *shard_main(void *arg)
 	io_uring_queue_exit(&sh->ring);
 	if (sh->cfg->tls_ops && sh->cfg->tls_ops->thread_exit)
 		sh->cfg->tls_ops->thread_exit();
+	blk_cache_drain();
 	return NULL;
 }
 

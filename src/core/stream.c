@@ -1,6 +1,7 @@
 /* stream.c - one socket on a shard's ring: multishot recv into provided
  * buffers with back-pressure, ordered zero-copy sends, and closing through
  * cancellation (memory named in an SQE lives until its CQE). */
+#include "core/blkcache.h"
 #include "core/log.h"
 #include "core/shard-t.h"
 
@@ -193,7 +194,7 @@ static void txq_clear(struct stream *s, struct txq **qp)
 	for (uint8_t i = 0; i < q->n; i++) {
 		if (q->tx[i].bid >= 0)
 			shard_buf_release(s->sh, (uint16_t)q->tx[i].bid);
-		free(q->tx[i].heap);
+		blk_free(q->tx[i].heap, q->tx[i].heap_size);
 	}
 	q->n = 0;
 	q->sending = 0;
@@ -329,7 +330,7 @@ static int txq_push(struct stream *s, struct txq **qp, char *base, uint32_t len,
 			s->sh->free_txq = q->next_free;
 			s->sh->free_txqs--;
 		} else if (!(q = malloc(sizeof(*q)))) {
-			free(heap);
+			blk_free(heap, cap);
 			return -ENOMEM;
 		}
 		q->n = q->sending = 0;
@@ -347,13 +348,14 @@ static int txq_push(struct stream *s, struct txq **qp, char *base, uint32_t len,
 		}
 	}
 	if (q->n >= TX_MAX) {
-		free(heap);
+		blk_free(heap, cap);
 		return -ENOBUFS;
 	}
 	if (bid >= 0)
 		s->sh->bufref[bid]++;
 	q->tx[q->n++] =
-		(struct txitem){.base = base, .len = len, .bid = bid, .heap = heap, .cap = cap};
+		(struct txitem){.base = base, .len = len, .bid = bid, .heap = heap, .cap = cap,
+				.heap_size = heap ? cap : 0};
 	return 0;
 }
 
@@ -386,6 +388,7 @@ bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size)
 		if (q->tx[i].bid < 0 && !q->tx[i].heap && q->tx[i].base >= buf &&
 		    q->tx[i].base < buf + size) {
 			q->tx[i].heap = buf;
+			q->tx[i].heap_size = size;
 			return true;
 		}
 	}
@@ -407,7 +410,7 @@ static void tls_prepare(struct stream *s)
 				break;
 			if (q->tx[i].bid >= 0)
 				shard_buf_release(s->sh, (uint16_t)q->tx[i].bid);
-			free(q->tx[i].heap);
+			blk_free(q->tx[i].heap, q->tx[i].heap_size);
 		}
 		memmove(q->tx, q->tx + i, sizeof(q->tx[0]) * (size_t)(q->n - i));
 		q->n = (uint8_t)(q->n - i);
@@ -513,7 +516,7 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 			left -= q->tx[done].len;
 			if (q->tx[done].bid >= 0)
 				shard_buf_release(s->sh, (uint16_t)q->tx[done].bid);
-			free(q->tx[done].heap);
+			blk_free(q->tx[done].heap, q->tx[done].heap_size);
 			done++;
 		}
 		if (left && done < q->sending) {
