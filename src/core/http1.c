@@ -155,11 +155,17 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n)
 	return 0;
 }
 
+/* tolower() without the locale table lookup (names and tokens are ASCII). */
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 bool http1_name_is(const char *name, size_t len, const char *lname)
 {
 	size_t i;
 	for (i = 0; i < len; i++) {
-		if (!lname[i] || tolower((unsigned char)name[i]) != lname[i])
+		if (!lname[i] || ascii_lower(name[i]) != lname[i])
 			return false;
 	}
 	return lname[i] == 0;
@@ -197,9 +203,20 @@ static bool list_has(const char *list, size_t n, const char *token)
 }
 
 /* RFC 9110 token characters. */
+/* Character sets as 256-bit maps (one test per byte on the hot path). */
+static bool in_set(const uint64_t set[4], unsigned char c)
+{
+	return (set[c >> 6] >> (c & 63)) & 1;
+}
+
+/* RFC 9110 token characters: ALPHA DIGIT !#$%&'*+-.^_`|~ */
+static const uint64_t tchar_set[4] = {0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL, 0, 0};
+/* Host value characters: ALPHA DIGIT -._~%!$&'()*+,;=:[] */
+static const uint64_t host_set[4] = {0x2fff7ff200000000ULL, 0x47fffffeaffffffeULL, 0, 0};
+
 static bool is_tchar(unsigned char c)
 {
-	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+	return in_set(tchar_set, c);
 }
 
 /* A Host value: reg-name or IPv4 with an optional port, or [IPv6]:port. */
@@ -209,7 +226,7 @@ static bool host_valid(const char *v, size_t n)
 		return true; /* empty Host is allowed (RFC 9112 3.2) */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
-		if (!isalnum(c) && !strchr("-._~%!$&'()*+,;=:[]", c))
+		if (!in_set(host_set, c))
 			return false;
 	}
 	return true;
@@ -235,7 +252,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 				out->bad_header = 1;
 		if (!nl)
 			out->bad_header = 1;
-		switch (tolower((unsigned char)n[0])) {
+		switch (ascii_lower(n[0])) {
 		case 'h':
 			if (http1_name_is(n, nl, "host")) {
 				if (out->host >= 0 || !host_valid(v, vl))
@@ -276,7 +293,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 			} else if (http1_name_is(n, nl, "connection")) {
 				/* Collect lower-case tokens for hop-by-hop removal. */
 				for (size_t k = 0; k < vl && ct + 2 < sizeof(out->conn_tokens); k++) {
-					char c = (char)tolower((unsigned char)v[k]);
+					char c = ascii_lower(v[k]);
 					if (c == ' ' || c == '\t')
 						continue;
 					out->conn_tokens[ct++] = c;

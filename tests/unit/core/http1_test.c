@@ -247,3 +247,47 @@ Test(http1, make_redirect)
 	/* Too small a buffer. */
 	cr_expect_eq(http1_make_redirect(308, loc, strlen(loc), false, false, "d", h, 40), -ENOSPC);
 }
+
+/* Host values: every character RFC 3986's reg-name, IPv6 literals and a
+ * port use passes; anything else marks the head bad. */
+Test(http1, host_characters)
+{
+	static const char *good[] = {"a.example", "A-b_c~d%41:8080", "[2001:db8::1]:443", "x!$&'()*+,;=",
+				     "09azAZ"};
+	static const char *bad[] = {"a b", "a/b", "a\"b", "a<b", "a@b", "a\\b", "a{b", "a\x7f", "a\xc3\xa9"};
+	char msg[256];
+	struct parsed ps;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+		parse(&ps, HTTP_REQUEST, msg, 4096);
+		cr_assert_eq(ps.err, HPE_PAUSED, "%s: %s", good[i], llhttp_errno_name(ps.err));
+		cr_expect_eq(ps.info.bad_header, 0, "Host %s refused", good[i]);
+		cr_expect_eq(ps.info.host, 0);
+		done(&ps);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+		parse(&ps, HTTP_REQUEST, msg, 4096);
+		if (ps.err == HPE_PAUSED)
+			cr_expect_eq(ps.info.bad_header, 1, "Host %s accepted", bad[i]);
+		done(&ps);
+	}
+}
+
+/* Header names are matched without regard to case, and only whole. */
+Test(http1, header_names_case_insensitive)
+{
+	cr_expect(http1_name_is("Content-Length", 14, "content-length"));
+	cr_expect(http1_name_is("CONTENT-LENGTH", 14, "content-length"));
+	cr_expect_not(http1_name_is("Content-Lengths", 15, "content-length"));
+	cr_expect_not(http1_name_is("Content-Lengt", 13, "content-length"));
+	cr_expect_not(http1_name_is("Content_Length", 14, "content-length"));
+	struct parsed ps;
+	parse(&ps, HTTP_REQUEST, "GET / HTTP/1.1\r\nHOST: a\r\nCONNECTION: Keep-Alive, X-Drop\r\nx-drop: 1\r\n\r\n",
+	      4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.info.host, 0);
+	cr_expect_str_eq(ps.info.conn_tokens, "keep-alive,x-drop,");
+	cr_expect(http1_is_hop_by_hop("X-DROP", 6, &ps.info));
+	done(&ps);
+}
