@@ -104,7 +104,21 @@ static void pool_put(struct shard *sh, struct upstream *u)
 	*b = u;
 	sh->pool_idle++;
 	timer_set(sh, &u->s.timer, T_UPSTREAM_IDLE);
-	stream_want_rx(&u->s); /* notices the upstream closing it */
+	/* A multishot recv notices the upstream closing it, and stays armed
+	 * for the next response head. */
+	u->s.flags &= (uint16_t)~ST_F_ONESHOT;
+	stream_want_rx(&u->s);
+}
+
+/* A response body follows its head: one recv at a time from now on, so
+ * that a slow client bounds what is read ahead (a multishot recv reads
+ * as long as there are bytes and buffers). Heads, and whole small
+ * responses, come by the multishot recv, armed once per connection
+ * instead of once per response. */
+static void upstream_body_mode(struct upstream *u)
+{
+	u->s.flags |= ST_F_ONESHOT;
+	stream_want_rx(&u->s); /* cancels the multishot recv */
 }
 
 static struct upstream *pool_take(struct shard *sh, const struct snap_endpoint *ep, uint32_t hash)
@@ -377,7 +391,6 @@ static struct upstream *upstream_connect(struct shard *sh, const struct snap_end
 		return NULL;
 	}
 	stream_init(&u->s, sh, fd, STREAM_UPSTREAM);
-	u->s.flags |= ST_F_ONESHOT; /* response bodies: bounded read-ahead */
 	u->ep = *ep;
 	u->hash = hash;
 	u->connect_ts.tv_sec = (long long)(timeout_ms / 1000);
@@ -892,6 +905,7 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
 	upstream_uncount(u); /* a tunnel may idle for hours */
+	upstream_body_mode(u);
 	replay_release(c);
 	c->tunnel_idle_ms = read_timeout(c);
 	c->flags |= C_F_TUNNEL | C_F_SENT;
@@ -1010,7 +1024,9 @@ static int response_head(struct conn *c, struct upstream *u)
 	c->rs = RS_BODY;
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
 		c->rs = RS_DONE;
-	else if (!c->s.tls && splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
+	else
+		upstream_body_mode(u);
+	if (c->rs == RS_BODY && !c->s.tls && splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
 		/* (Never under TLS: the bytes must be encrypted on the way.) */
 		c->flags |= C_F_SPLICE_PENDING;
 		u->s.flags |= ST_F_RX_PAUSED;
