@@ -112,11 +112,14 @@ static void pool_put(struct shard *sh, struct upstream *u)
 
 /* A response body follows its head: one recv at a time from now on, so
  * that a slow client bounds what is read ahead (a multishot recv reads
- * as long as there are bytes and buffers). Heads, and whole small
- * responses, come by the multishot recv, armed once per connection
- * instead of once per response. */
+ * as long as there are bytes and buffers), unless the whole body (by its
+ * Content-Length) is already received. Heads and small responses come by
+ * the multishot recv, armed once per connection instead of once per
+ * response, and not cancelled. */
 static void upstream_body_mode(struct upstream *u)
 {
+	if ((u->parser.flags & F_CONTENT_LENGTH) && stream_rx_bytes(&u->s) >= u->parser.content_length)
+		return;
 	u->s.flags |= ST_F_ONESHOT;
 	stream_want_rx(&u->s); /* cancels the multishot recv */
 }

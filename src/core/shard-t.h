@@ -301,6 +301,8 @@ void stream_init(struct stream *s, struct shard *sh, int fd, enum stream_kind ki
 void stream_want_rx(struct stream *s);
 bool stream_rx_empty(const struct stream *s);
 struct rxchunk *stream_rx_front(struct stream *s);
+/* Bytes received and not yet used. */
+uint64_t stream_rx_bytes(const struct stream *s);
 char *stream_chunk_data(const struct stream *s, const struct rxchunk *c);
 void stream_rx_consume(struct stream *s, uint32_t n);
 bool stream_tx_room(const struct stream *s);

@@ -87,6 +87,14 @@ char *stream_chunk_data(const struct stream *s, const struct rxchunk *c)
 	return s->sh->bufs + (size_t)c->bid * s->sh->cfg->buf_size + c->off;
 }
 
+uint64_t stream_rx_bytes(const struct stream *s)
+{
+	uint64_t n = 0;
+	for (uint16_t i = 0; i < s->rx_n; i++)
+		n += s->rx[(s->rx_head + i) & (s->rx_cap - 1)].len;
+	return n;
+}
+
 /* Marks n bytes of the front chunk as used; a used-up chunk goes back. */
 void stream_rx_consume(struct stream *s, uint32_t n)
 {

@@ -32,6 +32,7 @@ Test(stream, adopt_takes_over_a_queued_buffer)
 	s.txq->tx[0].cap = 0;
 	cr_assert(stream_tx_adopt(&s, head, 256));
 	cr_expect_eq(s.txq->tx[0].heap, head);
+	cr_expect_eq(s.txq->tx[0].heap_size, 256, "its size goes with it (for blk_free)");
 
 	/* Owned once only. */
 	cr_expect_not(stream_tx_adopt(&s, head, 256));
@@ -48,4 +49,24 @@ Test(stream, adopt_without_queue_or_after_send)
 	char buf[64];
 	/* Nothing queued (the send completed and the queue went back). */
 	cr_expect_not(stream_tx_adopt(&s, buf, sizeof(buf)));
+}
+
+/* Input received and not yet used, across the wrap of the chunk ring (an
+ * upstream whose whole small body came with its head keeps its multishot
+ * recv). */
+Test(stream, rx_bytes_counts_queued_input)
+{
+	struct shard sh;
+	memset(&sh, 0, sizeof(sh));
+	struct stream s = {.sh = &sh, .fd = -1};
+	s.rx = s.rx_inline;
+	s.rx_cap = 2;
+	cr_expect_eq(stream_rx_bytes(&s), 0);
+	s.rx_head = 1;
+	s.rx_n = 2;
+	s.rx_inline[1] = (struct rxchunk){.off = 10, .len = 100};
+	s.rx_inline[0] = (struct rxchunk){.off = 0, .len = 50};
+	cr_expect_eq(stream_rx_bytes(&s), 150);
+	s.rx_n = 1;
+	cr_expect_eq(stream_rx_bytes(&s), 100);
 }
