@@ -766,8 +766,10 @@ static int start_request(struct conn *c)
 	c->fwd_cap = got;
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	c->rq = RQ_BODY;
-	if (has_body)
-		c->s.flags |= ST_F_ONESHOT; /* request bodies: bounded read-ahead */
+	/* Request bodies: one recv at a time (bounded read-ahead), unless the
+	 * whole body came with the head (no cancel of the multishot recv). */
+	if (has_body && !((p->flags & F_CONTENT_LENGTH) && stream_rx_bytes(&c->s) >= p->content_length))
+		c->s.flags |= ST_F_ONESHOT;
 	if (upstream_attach(c, -1) < 0) {
 		respond_local(c, 502, true);
 		return -1;

@@ -185,6 +185,46 @@ Test(proxy, pipelining_in_order)
 	h_conn_close(&c);
 }
 
+/* On one connection: a POST whose body came with its head (the multishot
+ * recv stays), one whose body comes later in pieces (one recv at a time),
+ * then a GET (multishot again); each answered in full and in order. */
+static void send_part(struct h_conn *c, const char *s)
+{
+	cr_assert_eq(h_conn_send(c, s, strlen(s), 2000), 0);
+}
+
+static void expect_echo(struct h_conn *c, const char *target, long body)
+{
+	struct h_resp r;
+	int e = h_conn_response(c, &r, false, 5000);
+	cr_assert_eq(e, 0, "no response for %s (%d)", target, e);
+	cr_expect_eq(r.status, 200);
+	const char *t = h_echo_value(&r, "target");
+	cr_expect(t && !strcmp(t, target), "response for %s, expected %s", t ? t : "(none)", target);
+	cr_expect_eq(echo_long(&r, "body-bytes"), body, "%s: body bytes", target);
+	h_resp_free(&r);
+}
+
+Test(proxy, request_bodies_with_and_after_head)
+{
+	int port = start(41, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	for (int round = 0; round < 2; round++) {
+		send_part(&c, "POST /with HTTP/1.1\r\nHost: p.local\r\nContent-Length: 11\r\n\r\nhello world");
+		expect_echo(&c, "/with", 11);
+		send_part(&c, "POST /after HTTP/1.1\r\nHost: p.local\r\nContent-Length: 10\r\n\r\nabc");
+		h_sleep_ms(100);
+		send_part(&c, "defg");
+		h_sleep_ms(50);
+		send_part(&c, "hij");
+		expect_echo(&c, "/after", 10);
+		send_part(&c, "GET /then HTTP/1.1\r\nHost: p.local\r\n\r\n");
+		expect_echo(&c, "/then", 0);
+	}
+	h_conn_close(&c);
+}
+
 Test(proxy, chunked_request_body)
 {
 	int port = start(25, NULL, NULL);
