@@ -570,9 +570,29 @@ void stream_close(struct stream *s)
 		s->sh->dead = s;
 		return;
 	}
-	struct io_uring_sqe *sqe = shard_sqe(s->sh);
-	io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	/* What is in flight is cancelled by its user_data when it is only the
+	 * recv and the send, which the kernel finds by hash; cancelling by
+	 * file descriptor walks every armed poll of the ring (5 % of the CPU
+	 * with a new connection per request). Anything else (a connect, a
+	 * splice's poll) falls back to the descriptor. */
+	struct io_uring_sqe *sqe;
+	unsigned known = !!(s->flags & ST_F_RX_ARMED) + !!(s->flags & ST_F_SENDING);
+	if (known == s->inflight) {
+		if (s->flags & ST_F_RX_ARMED) {
+			sqe = shard_sqe(s->sh);
+			io_uring_prep_cancel64(sqe, UD(s, OP_RECV), 0);
+			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		}
+		if (s->flags & ST_F_SENDING) {
+			sqe = shard_sqe(s->sh);
+			io_uring_prep_cancel64(sqe, UD(s, OP_SEND), 0);
+			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		}
+	} else {
+		sqe = shard_sqe(s->sh);
+		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+	}
 	if (s->flags & ST_F_SPLICING) {
 		/* A splice is keyed by its pipe, not by this socket. */
 		shutdown(s->fd, SHUT_RDWR);
