@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # bench/ab.sh - interleaved A/B runs of ringress settings against HAProxy.
 #
-#   bash bench/ab.sh [--rounds N] [--connections N] [--duration S] [--no-pin]
-#                    [--bin PATH] LABEL:FLAGS [LABEL:FLAGS ...]
+#   bash bench/ab.sh [--rounds N] [--connections N] [--duration S] [--close]
+#                    [--no-pin] [--bin PATH] LABEL[@BINARY]:FLAGS [...]
 #
 #   e.g. bash bench/ab.sh --rounds 8 "batched:" "unbatched:--batch-wait-usec 0"
+#        bash bench/ab.sh "before@/tmp/old/bin/ringress:" "after:"
 #
 # One nginx origin (as bench/run.sh's), one ringress per LABEL:FLAGS (FLAGS
-# are extra ringress flags, may be empty; ringress is RINGRESS_BIN or --bin,
-# default zig-out/bin/ringress: build it ReleaseFast) and one HAProxy, all
-# started once. Each round runs wrk -t1 (small GET, 1 s warm-up, then
-# --duration s, default 2) against every one in turn: runs seconds apart
+# are extra ringress flags, may be empty; ringress is BINARY when the label
+# names one, else RINGRESS_BIN or --bin, default zig-out/bin/ringress: build
+# it ReleaseFast) and one HAProxy, all started once. Each round runs wrk -t1
+# (small GET, 1 s warm-up, then --duration s, default 2; with --close every
+# request on a new connection, "Connection: close") against every one in
+# turn: runs seconds apart
 # share this shared machine's noise, runs minutes apart do not. Prints every
 # run (req/s, proxy CPU µs/request, sleeps/request, p99), then per label the
 # median over rounds of its ratio to HAProxy's run of the same round.
@@ -21,13 +24,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 RINGRESS_BIN="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
 rounds=6 conns=64 duration=2 pin=1
-variants=()
+variants=() wrk_hdr=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) rounds="$2"; shift ;;
 	--connections) conns="$2"; shift ;;
 	--duration) duration="$2"; shift ;;
 	--bin) RINGRESS_BIN="$2"; shift ;;
+	--close) wrk_hdr=(-H "Connection: close") ;;
 	--no-pin) pin=0 ;;
 	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*:*) variants+=("$1") ;;
@@ -59,11 +63,15 @@ labels=()
 declare -A port=() pid=()
 i=1
 for v in "${variants[@]}"; do
-	label="${v%%:*}" flags="${v#*:}"
+	label="${v%%:*}" flags="${v#*:}" bin="$RINGRESS_BIN"
+	if [[ "$label" == *@* ]]; then
+		bin="${label#*@}" label="${label%%@*}"
+		[ -x "$bin" ] || { echo "ab: $bin (of $label) not found" >&2; exit 2; }
+	fi
 	p=$((base + i)) i=$((i + 1))
 	port_free "$p"
 	# shellcheck disable=SC2086
-	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$p" \
+	"${proxy_cpu[@]}" "$bin" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$p" \
 		--admin-port $((p + 50)) --https-port 0 --shards 1 --log-level warn $flags \
 		>"$tmp/ringress-$p.log" 2>&1 9>&- &
 	pid[$label]=$! port[$label]=$p
@@ -80,30 +88,31 @@ pids+=($!)
 wait_port "$p"
 labels+=(haproxy)
 
-echo "round label req/s CPU-µs/request sleeps/request p99"
+echo "round label req/s CPU-µs/request sleeps/request p99-ms"
 for ((r = 1; r <= rounds; r++)); do
 	for label in "${labels[@]}"; do
 		url="http://127.0.0.1:${port[$label]}/index.html"
-		"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true
+		"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" >/dev/null 2>&1 || true
 		c0="$(cpu_ticks "${pid[$label]}")" s0="$(sleeps "${pid[$label]}")"
-		out="$("${load_cpu[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency "$url" 2>&1 || true)"
+		out="$("${load_cpu[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" 2>&1 || true)"
 		c1="$(cpu_ticks "${pid[$label]}")" s1="$(sleeps "${pid[$label]}")"
 		awk -v r="$r" -v l="$label" -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$clk_tck" '
-			/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 } $1 == "99%" { p99 = $2 }
+			/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
+			$1 == "99%" { p99 = $2 + 0; if ($2 ~ /us$/) p99 /= 1000; else if ($2 ~ /[0-9]s$/) p99 *= 1000 }
 			/Non-2xx|Socket errors/ { err = 1 }
 			END { if (!n) { print r, l, "no result" > "/dev/stderr"; exit }
-			      printf "%d %s %.0f %.1f %.2f %s%s\n", r, l, rps, c * 1e6 / hz / n, s / n, p99, err ? " (errors)" : "" }' <<<"$out"
+			      printf "%d %s %.0f %.1f %.2f %.3f%s\n", r, l, rps, c * 1e6 / hz / n, s / n, p99, err ? " (errors)" : "" }' <<<"$out"
 	done
 done | tee "$tmp/runs.txt"
 
 echo
-echo "label: median over rounds of (its req/s / HAProxy's), (its CPU µs/request / HAProxy's); median sleeps/request"
+echo "label: median over rounds of (its req/s / HAProxy's), (its CPU µs/request / HAProxy's), (its p99 / HAProxy's); median sleeps/request"
 for label in "${labels[@]}"; do
 	awk -v l="$label" '
 		function med(a, n,  i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 		                               return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-		$1 ~ /^[0-9]+$/ && $2 == "haproxy" { hr[$1] = $3; hc[$1] = $4 }
-		$1 ~ /^[0-9]+$/ && $2 == l { vr[$1] = $3; vc[$1] = $4; vs[$1] = $5 }
-		END { for (r in vr) if (r in hr && hr[r] > 0 && hc[r] > 0) { k++; a[k] = vr[r] / hr[r]; b[k] = vc[r] / hc[r]; c[k] = vs[r] }
-		      if (k) printf "%s: req/s %.2fx, CPU %.2fx, sleeps %.2f (%d rounds)\n", l, med(a, k), med(b, k), med(c, k), k }' "$tmp/runs.txt"
+		$1 ~ /^[0-9]+$/ && $2 == "haproxy" { hr[$1] = $3; hc[$1] = $4; hp[$1] = $6 }
+		$1 ~ /^[0-9]+$/ && $2 == l { vr[$1] = $3; vc[$1] = $4; vs[$1] = $5; vp[$1] = $6 }
+		END { for (r in vr) if (r in hr && hr[r] > 0 && hc[r] > 0 && hp[r] > 0) { k++; a[k] = vr[r] / hr[r]; b[k] = vc[r] / hc[r]; c[k] = vs[r]; d[k] = vp[r] / hp[r] }
+		      if (k) printf "%s: req/s %.2fx, CPU %.2fx, p99 %.2fx, sleeps %.2f (%d rounds)\n", l, med(a, k), med(b, k), med(d, k), med(c, k), k }' "$tmp/runs.txt"
 done

@@ -114,13 +114,17 @@ Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 
 	}
 }
 
-/* bench/ab.sh, one short round: a row per setting and HAProxy's. */
+/* bench/ab.sh, one short round: a row per setting and HAProxy's, one of
+ * them naming its binary (LABEL@BINARY), with the p99 ratio. */
 Test(bench, ab_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 120)
 {
+	const char *bin = getenv("RINGRESS_BIN");
+	cr_assert(bin && *bin, "RINGRESS_BIN is not set");
+	char b[1100];
+	snprintf(b, sizeof(b), "b@%s:--batch-wait-usec 0", bin);
 	const char *out = run_script(
-		"ab.sh", (const char *[]){"--rounds", "1", "--duration", "1", "a:", "b:--batch-wait-usec 0", NULL},
-		100000);
-	const char *want[] = {"\na: req/s ", "\nb: req/s ", "\nhaproxy: req/s 1.00x"};
+		"ab.sh", (const char *[]){"--rounds", "1", "--duration", "1", "a:", b, NULL}, 100000);
+	const char *want[] = {"\na: req/s ", "\nb: req/s ", "\nhaproxy: req/s 1.00x, CPU 1.00x, p99 1.00x"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect_not_null(strstr(out, want[i]), "no \"%s\" line:\n%s", want[i] + 1, out);
 	cr_expect_null(strstr(out, "(errors)"), "errors in a run:\n%s", out);
