@@ -453,8 +453,9 @@ static void replay_release(struct conn *c)
 /* Gives c an upstream connection to an endpoint of its backend chosen by
  * the balancer (or to endpoint `same` again, on a fresh connection, for a
  * stale keep-alive retry) and queues the request head and any body kept
- * for a replay. */
-static int upstream_attach(struct conn *c, int same)
+ * for a replay; sends them at once when flush is set (retries), else
+ * leaves that to the caller's conn_drive. */
+static int upstream_attach(struct conn *c, int same, bool flush)
 {
 	struct shard *sh = c->s.sh;
 	const struct snap_backend *b = c->backend;
@@ -497,7 +498,7 @@ static int upstream_attach(struct conn *c, int same)
 	for (uint8_t i = 0; i < c->nreplay; i++)
 		stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len, c->replay[i].bid, NULL);
 	upstream_timer(c, u);
-	if (u->s.flags & ST_F_CONNECTED) {
+	if ((u->s.flags & ST_F_CONNECTED) && flush) {
 		stream_want_rx(&u->s);
 		stream_flush(&u->s);
 	}
@@ -563,7 +564,7 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 		int same = (int)c->tried[c->ntried - 1];
 		upstream_detach_close(c);
 		c->flags |= C_F_RETRIED;
-		if (upstream_attach(c, same) == 0)
+		if (upstream_attach(c, same, true) == 0)
 			return;
 	}
 	if (u && u->st && !stale && balancer_done(&sh->bal, u->st, false, 0, sh->now_ms))
@@ -574,7 +575,7 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 		 c->backend ? c->backend->name : "-", why,
 		 may_retry(c, kind) ? "; trying another endpoint" : "");
 	upstream_detach_close(c);
-	if (may_retry(c, kind) && upstream_attach(c, -1) == 0)
+	if (may_retry(c, kind) && upstream_attach(c, -1, true) == 0)
 		return;
 	replay_release(c);
 	if (!(c->flags & C_F_SENT))
@@ -604,10 +605,13 @@ void proxy_on_connect(struct upstream *u, int res)
 		return;
 	}
 	u->s.flags |= ST_F_CONNECTED;
-	stream_want_rx(&u->s);
-	stream_flush(&u->s);
+	/* The client's side first: what body came with the head is queued
+	 * behind it, so both leave in one send. (A stream closed meanwhile is
+	 * freed only after this batch of completions.) */
 	if (c)
 		conn_drive(c);
+	stream_want_rx(&u->s);
+	stream_flush(&u->s);
 }
 
 /* ---- request side ---- */
@@ -770,7 +774,9 @@ static int start_request(struct conn *c)
 	 * whole body came with the head (no cancel of the multishot recv). */
 	if (has_body && !((p->flags & F_CONTENT_LENGTH) && stream_rx_bytes(&c->s) >= p->content_length))
 		c->s.flags |= ST_F_ONESHOT;
-	if (upstream_attach(c, -1) < 0) {
+	/* Not sent yet: conn_drive pumps what body came with the head into the
+	 * same send (appended behind the head), then flushes. */
+	if (upstream_attach(c, -1, false) < 0) {
 		respond_local(c, 502, true);
 		return -1;
 	}

@@ -1036,3 +1036,29 @@ void h_pattern(char *dst, size_t len, uint64_t offset)
 	for (size_t i = 0; i < len; i++)
 		dst[i] = a[(offset + i) & 63];
 }
+
+int h_listen(int port, int backlog)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, backlog) < 0) {
+		int e = -errno;
+		close(l);
+		return e;
+	}
+	return l;
+}
+
+int h_accept(int l, int timeout_ms)
+{
+	struct pollfd p = {.fd = l, .events = POLLIN};
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}

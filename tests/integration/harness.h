@@ -133,6 +133,14 @@ struct h_conn {
 
 /* Connects to 127.0.0.1:port. Returns 0 or -errno. */
 int h_conn_open(struct h_conn *c, int port, int timeout_ms);
+
+/* A blocking listening socket on 127.0.0.1:port (backlog as given), or
+ * -errno: a backend played by the test itself. */
+int h_listen(int port, int backlog);
+
+/* Accepts one connection on listener l within timeout_ms. Returns the
+ * (blocking) socket or -errno. */
+int h_accept(int l, int timeout_ms);
 void h_conn_close(struct h_conn *c);
 /* Sends everything or fails: 0, -ETIMEDOUT or -errno. */
 int h_conn_send(struct h_conn *c, const void *data, size_t len, int timeout_ms);

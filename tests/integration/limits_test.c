@@ -222,14 +222,10 @@ Test(limits, proxy_read_timeout_504)
  * listener; the filler sockets stay open until the test process exits. */
 static int blackhole(int port)
 {
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(l, 0);
-	int one = 1;
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int l = h_listen(port, 0);
+	cr_assert_geq(l, 0, "listen on %d: %d", port, l);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(l, 0), 0);
 	for (int i = 0; i < 4; i++) {
 		int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		connect(f, (struct sockaddr *)&sa, sizeof(sa));

@@ -11,6 +11,7 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 TestSuite(proxy, .init = h_setup, .fini = h_teardown, .timeout = 40);
 
@@ -572,6 +573,79 @@ Test(proxy, client_connection_close_and_http10)
 			break;
 	}
 	h_conn_close(&c);
+}
+
+/* Reads one request with a body of body bytes from backend socket b. */
+static void backend_read_request(int b, size_t body)
+{
+	char buf[4096];
+	size_t got = 0;
+	char *end = NULL;
+	int64_t deadline = h_now_ms() + 3000;
+	while (h_now_ms() < deadline) {
+		ssize_t n = recv(b, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+		if (n <= 0) {
+			h_sleep_ms(5);
+			continue;
+		}
+		got += (size_t)n;
+		buf[got] = 0;
+		end = strstr(buf, "\r\n\r\n");
+		if (end && got - (size_t)(end + 4 - buf) >= body)
+			break;
+	}
+	cr_assert(end && got - (size_t)(end + 4 - buf) == body, "backend got %zu bytes:\n%.300s", got, buf);
+}
+
+static unsigned data_segments_in(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	return ti.tcpi_data_segs_in;
+}
+
+/* A small request body that came with its head goes upstream in the same
+ * segment as the forwarded head (one send, not two): the backend, played
+ * by the test, receives the whole request as one data segment. */
+Test(proxy, small_body_sent_with_the_head)
+{
+	int l = h_listen(H_PORT(42, 1), 16);
+	cr_assert_geq(l, 0, "backend listen: %d", l);
+	cr_assert_eq(h_write("m/00-class.yaml", "%s", h_yaml_class()), 0);
+	cr_assert_eq(h_write("m/10-web.yaml", "%s", h_yaml_backend("demo", "web", H_PORT(42, 1), true)), 0);
+	cr_assert_eq(h_write("m/20-ing.yaml", "%s", h_yaml_ingress("demo", "p", "p.local", "/", "Prefix", "web")),
+		     0);
+	pid_t p = h_ringress_ready(H_PORT(42, 0), H_PORT(42, 9), "--shards", "1", NULL);
+	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	struct h_conn c;
+	open_conn(&c, H_PORT(42, 0));
+	char req[1400];
+	int hl = snprintf(req, sizeof(req), "POST /up HTTP/1.1\r\nHost: p.local\r\nContent-Length: 1000\r\n\r\n");
+	memset(req + hl, 'b', 1000);
+	int b = -1;
+	/* The first request opens the upstream connection, the second reuses
+	 * it from the pool: one data segment each. */
+	for (unsigned i = 1; i <= 2; i++) {
+		cr_assert_eq(h_conn_send(&c, req, (size_t)hl + 1000, 2000), 0);
+		if (b < 0) {
+			b = h_accept(l, 3000);
+			cr_assert_geq(b, 0, "ringress did not connect to the backend: %d", b);
+		}
+		backend_read_request(b, 1000);
+		cr_expect_eq(data_segments_in(b), i, "request %u: %u data segments so far at the backend", i,
+			     data_segments_in(b));
+		const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+		cr_assert_eq(send(b, resp, strlen(resp), MSG_NOSIGNAL), (ssize_t)strlen(resp));
+		struct h_resp r;
+		cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+		cr_expect_eq(r.status, 200);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+	close(b);
+	close(l);
 }
 
 /* A request is acknowledged by its response, not by a bare ACK first
