@@ -13,8 +13,9 @@
 # it ReleaseFast) and one HAProxy, all started once. Each round runs wrk -t1
 # (small GET, 1 s warm-up, then --duration s, default 2; with --close every
 # request on a new connection, "Connection: close") against every one in
-# turn: runs seconds apart
-# share this shared machine's noise, runs minutes apart do not. Prints every
+# turn, starting one further each round (the first run of a series does
+# measurably better or worse here): runs seconds apart share this shared
+# machine's noise, runs minutes apart do not. Prints every
 # run (req/s, proxy CPU µs/request, sleeps/request, p99), then per label the
 # median over rounds of its ratio to HAProxy's run of the same round.
 # Placement as bench/run.sh: proxies on CPU 0, origin and wrk on CPU 1.
@@ -89,8 +90,12 @@ wait_port "$p"
 labels+=(haproxy)
 
 echo "round label req/s CPU-µs/request sleeps/request p99-ms"
+nl=${#labels[@]}
 for ((r = 1; r <= rounds; r++)); do
-	for label in "${labels[@]}"; do
+	# The order rotates each round: on this machine the first of a series
+	# of runs does measurably better or worse than the next.
+	for ((k = 0; k < nl; k++)); do
+		label="${labels[$(((r - 1 + k) % nl))]}"
 		url="http://127.0.0.1:${port[$label]}/index.html"
 		"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" >/dev/null 2>&1 || true
 		c0="$(cpu_ticks "${pid[$label]}")" s0="$(sleeps "${pid[$label]}")"
