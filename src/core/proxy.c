@@ -113,12 +113,14 @@ static void pool_put(struct shard *sh, struct upstream *u)
 /* A response body follows its head: one recv at a time from now on, so
  * that a slow client bounds what is read ahead (a multishot recv reads
  * as long as there are bytes and buffers), unless the whole body (by its
- * Content-Length) is already received. Heads and small responses come by
- * the multishot recv, armed once per connection instead of once per
- * response, and not cancelled. */
-static void upstream_body_mode(struct upstream *u)
+ * Content-Length) is already received (never for a tunnel, whose bytes
+ * have no end). Heads and small responses come by the multishot recv,
+ * armed once per connection instead of once per response, and not
+ * cancelled. */
+static void upstream_body_mode(struct upstream *u, bool tunnel)
 {
-	if ((u->parser.flags & F_CONTENT_LENGTH) && stream_rx_bytes(&u->s) >= u->parser.content_length)
+	if (!tunnel && (u->parser.flags & F_CONTENT_LENGTH) &&
+	    stream_rx_bytes(&u->s) >= u->parser.content_length)
 		return;
 	u->s.flags |= ST_F_ONESHOT;
 	stream_want_rx(&u->s); /* cancels the multishot recv */
@@ -916,7 +918,7 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
 	upstream_uncount(u); /* a tunnel may idle for hours */
-	upstream_body_mode(u);
+	upstream_body_mode(u, true);
 	replay_release(c);
 	c->tunnel_idle_ms = read_timeout(c);
 	c->flags |= C_F_TUNNEL | C_F_SENT;
@@ -1036,7 +1038,7 @@ static int response_head(struct conn *c, struct upstream *u)
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
 		c->rs = RS_DONE;
 	else
-		upstream_body_mode(u);
+		upstream_body_mode(u, false);
 	if (c->rs == RS_BODY && !c->s.tls && splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
 		/* (Never under TLS: the bytes must be encrypted on the way.) */
 		c->flags |= C_F_SPLICE_PENDING;
@@ -1403,10 +1405,16 @@ void proxy_on_event(struct stream *s)
 	}
 	struct upstream *u = up_of(s);
 	if (!u->c) {
-		/* Idle: any input or a close ends it. */
+		/* Idle: any input or a close ends it. Otherwise the recv must stay
+		 * armed to notice a close: a response that finished on the
+		 * multishot recv while its cancel (one recv at a time for the
+		 * body) was on the way reaches the pool with that recv still
+		 * armed, and its cancellation lands here. */
 		if (!stream_rx_empty(s) || (s->flags & (ST_F_EOF | ST_F_ERROR))) {
 			pool_remove(s->sh, u);
 			stream_close(s);
+		} else {
+			stream_want_rx(s);
 		}
 		return;
 	}

@@ -575,6 +575,21 @@ Test(proxy, client_connection_close_and_http10)
 	h_conn_close(&c);
 }
 
+/* Like start(), but the backend is a listener on port 1 that the test
+ * plays itself; returns it. */
+static int start_own_backend(int idx)
+{
+	int l = h_listen(H_PORT(idx, 1), 16);
+	cr_assert_geq(l, 0, "backend listen: %d", l);
+	cr_assert_eq(h_write("m/00-class.yaml", "%s", h_yaml_class()), 0);
+	cr_assert_eq(h_write("m/10-web.yaml", "%s", h_yaml_backend("demo", "web", H_PORT(idx, 1), true)), 0);
+	cr_assert_eq(h_write("m/20-ing.yaml", "%s", h_yaml_ingress("demo", "p", "p.local", "/", "Prefix", "web")),
+		     0);
+	pid_t p = h_ringress_ready(H_PORT(idx, 0), H_PORT(idx, 9), "--shards", "1", NULL);
+	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	return l;
+}
+
 /* Reads one request with a body of body bytes from backend socket b. */
 static void backend_read_request(int b, size_t body)
 {
@@ -611,14 +626,7 @@ static unsigned data_segments_in(int fd)
  * by the test, receives the whole request as one data segment. */
 Test(proxy, small_body_sent_with_the_head)
 {
-	int l = h_listen(H_PORT(42, 1), 16);
-	cr_assert_geq(l, 0, "backend listen: %d", l);
-	cr_assert_eq(h_write("m/00-class.yaml", "%s", h_yaml_class()), 0);
-	cr_assert_eq(h_write("m/10-web.yaml", "%s", h_yaml_backend("demo", "web", H_PORT(42, 1), true)), 0);
-	cr_assert_eq(h_write("m/20-ing.yaml", "%s", h_yaml_ingress("demo", "p", "p.local", "/", "Prefix", "web")),
-		     0);
-	pid_t p = h_ringress_ready(H_PORT(42, 0), H_PORT(42, 9), "--shards", "1", NULL);
-	cr_assert_gt(p, 0, "ringress not ready (%d); log:\n%s", p, h_log_tail("ringress", 2000));
+	int l = start_own_backend(42);
 	struct h_conn c;
 	open_conn(&c, H_PORT(42, 0));
 	char req[1400];
@@ -645,6 +653,46 @@ Test(proxy, small_body_sent_with_the_head)
 	}
 	h_conn_close(&c);
 	close(b);
+	close(l);
+}
+
+/* A pooled upstream connection notices its backend closing it, also after
+ * a response whose body outgrew the first recv: 20 KiB in one write come
+ * in two completions of the multishot recv, the second one while the
+ * switch to one recv at a time is still on its way (a recv left unarmed
+ * on the idle connection would not see the close until the idle timeout).
+ * The backend half-closes; ringress must close its side at once. */
+Test(proxy, pooled_upstream_sees_close_after_large_response)
+{
+	int l = start_own_backend(43);
+	for (int round = 0; round < 3; round++) {
+		struct h_conn c;
+		open_conn(&c, H_PORT(43, 0));
+		cr_assert_eq(h_conn_sendf(&c, "GET /big HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+		int b = h_accept(l, 3000);
+		cr_assert_geq(b, 0, "round %d: ringress did not connect to the backend: %d", round, b);
+		backend_read_request(b, 0);
+		enum { BODY = 20000 };
+		static char resp[BODY + 100];
+		int hl = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY);
+		memset(resp + hl, 'r', BODY);
+		cr_assert_eq(send(b, resp, (size_t)hl + BODY, MSG_NOSIGNAL), (ssize_t)hl + BODY);
+		struct h_resp r;
+		cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+		cr_expect_eq(r.status, 200);
+		cr_expect_eq(r.body_len, BODY);
+		h_resp_free(&r);
+		h_conn_close(&c);
+		h_sleep_ms(50); /* the connection is in the pool */
+		shutdown(b, SHUT_WR);
+		struct timeval tv = {.tv_sec = 2};
+		setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char x;
+		ssize_t n = recv(b, &x, 1, 0);
+		cr_expect_eq(n, 0, "round %d: ringress kept the closed upstream connection (recv: %zd, errno %d)",
+			     round, n, n < 0 ? errno : 0);
+		close(b);
+	}
 	close(l);
 }
 
