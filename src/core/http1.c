@@ -202,7 +202,6 @@ static bool list_has(const char *list, size_t n, const char *token)
 	return false;
 }
 
-/* RFC 9110 token characters. */
 /* Character sets as 256-bit maps (one test per byte on the hot path). */
 static bool in_set(const uint64_t set[4], unsigned char c)
 {

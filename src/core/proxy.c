@@ -29,7 +29,6 @@ static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void conn_drive(struct conn *c);
 static void response_done(struct conn *c, struct upstream *u);
 
-/* Ends u's accounting in its endpoint's state. */
 /* The request on u no longer counts in its shard's requests in flight
  * (which decide whether waits are batched: next_want in shard.c). */
 static void upstream_uncount(struct upstream *u)
@@ -40,6 +39,7 @@ static void upstream_uncount(struct upstream *u)
 	}
 }
 
+/* Ends u's accounting in its endpoint's state. */
 static void upstream_unaccount(struct upstream *u)
 {
 	if (u->st) {
@@ -47,6 +47,13 @@ static void upstream_unaccount(struct upstream *u)
 		u->st = NULL;
 	}
 	upstream_uncount(u);
+}
+
+/* Whether the whole body of the message p parsed the head of is already
+ * received on s (by its Content-Length): then s keeps its multishot recv. */
+static bool body_received(const llhttp_t *p, const struct stream *s)
+{
+	return (p->flags & F_CONTENT_LENGTH) && stream_rx_bytes(s) >= p->content_length;
 }
 
 static struct conn *conn_of(struct stream *s)
@@ -119,8 +126,7 @@ static void pool_put(struct shard *sh, struct upstream *u)
  * cancelled. */
 static void upstream_body_mode(struct upstream *u, bool tunnel)
 {
-	if (!tunnel && (u->parser.flags & F_CONTENT_LENGTH) &&
-	    stream_rx_bytes(&u->s) >= u->parser.content_length)
+	if (!tunnel && body_received(&u->parser, &u->s))
 		return;
 	u->s.flags |= ST_F_ONESHOT;
 	stream_want_rx(&u->s); /* cancels the multishot recv */
@@ -774,7 +780,7 @@ static int start_request(struct conn *c)
 	c->rq = RQ_BODY;
 	/* Request bodies: one recv at a time (bounded read-ahead), unless the
 	 * whole body came with the head (no cancel of the multishot recv). */
-	if (has_body && !((p->flags & F_CONTENT_LENGTH) && stream_rx_bytes(&c->s) >= p->content_length))
+	if (has_body && !body_received(p, &c->s))
 		c->s.flags |= ST_F_ONESHOT;
 	/* Not sent yet: conn_drive pumps what body came with the head into the
 	 * same send (appended behind the head), then flushes. */

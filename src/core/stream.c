@@ -138,6 +138,14 @@ static int rx_push(struct stream *s, uint16_t bid, uint32_t len)
 	return 0;
 }
 
+/* Asks the kernel to cancel s's op (found by its user_data, by hash). */
+static void cancel_op(struct stream *s, unsigned op)
+{
+	struct io_uring_sqe *sqe = shard_sqe(s->sh);
+	io_uring_prep_cancel64(sqe, UD(s, op), 0);
+	io_uring_sqe_set_data64(sqe, OP_IGNORE);
+}
+
 /* Arms the multishot recv when the stream has room for input, or cancels it
  * when the queue of unused input reached RX_HIGH (back-pressure). */
 void stream_want_rx(struct stream *s)
@@ -154,9 +162,7 @@ void stream_want_rx(struct stream *s)
 	    (oneshot && (s->flags & ST_F_RX_MULTI))) {
 		/* A single recv ends by itself; a multishot one is cancelled. */
 		if ((s->flags & ST_F_RX_MULTI) && !(s->flags & ST_F_RX_CANCEL)) {
-			sqe = shard_sqe(sh);
-			io_uring_prep_cancel64(sqe, UD(s, OP_RECV), 0);
-			io_uring_sqe_set_data64(sqe, OP_IGNORE);
+			cancel_op(s, OP_RECV);
 			s->flags |= ST_F_RX_CANCEL;
 		}
 		return;
@@ -575,29 +581,20 @@ void stream_close(struct stream *s)
 	 * file descriptor walks every armed poll of the ring (5 % of the CPU
 	 * with a new connection per request). Anything else (a connect, a
 	 * splice's poll) falls back to the descriptor. */
-	struct io_uring_sqe *sqe;
 	unsigned known = !!(s->flags & ST_F_RX_ARMED) + !!(s->flags & ST_F_SENDING);
 	if (known == s->inflight) {
-		if (s->flags & ST_F_RX_ARMED) {
-			sqe = shard_sqe(s->sh);
-			io_uring_prep_cancel64(sqe, UD(s, OP_RECV), 0);
-			io_uring_sqe_set_data64(sqe, OP_IGNORE);
-		}
-		if (s->flags & ST_F_SENDING) {
-			sqe = shard_sqe(s->sh);
-			io_uring_prep_cancel64(sqe, UD(s, OP_SEND), 0);
-			io_uring_sqe_set_data64(sqe, OP_IGNORE);
-		}
+		if (s->flags & ST_F_RX_ARMED)
+			cancel_op(s, OP_RECV);
+		if (s->flags & ST_F_SENDING)
+			cancel_op(s, OP_SEND);
 	} else {
-		sqe = shard_sqe(s->sh);
+		struct io_uring_sqe *sqe = shard_sqe(s->sh);
 		io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(sqe, OP_IGNORE);
 	}
 	if (s->flags & ST_F_SPLICING) {
 		/* A splice is keyed by its pipe, not by this socket. */
 		shutdown(s->fd, SHUT_RDWR);
-		sqe = shard_sqe(s->sh);
-		io_uring_prep_cancel64(sqe, UD(s, OP_SPLICE), 0);
-		io_uring_sqe_set_data64(sqe, OP_IGNORE);
+		cancel_op(s, OP_SPLICE);
 	}
 }
