@@ -47,5 +47,7 @@ int net_listen(const char *addr, uint16_t port, bool reuseport, int backlog)
 	 * connection (HAProxy's tcp-smart-accept does the same). */
 	int zero = 0;
 	setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+	int defer = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	return fd;
 }

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -718,6 +719,58 @@ Test(proxy, request_acknowledged_by_its_response)
 			      i, ti.tcpi_segs_in - ti.tcpi_data_segs_in);
 		h_conn_close(&c);
 	}
+}
+
+/* Open descriptors of pid (entries of /proc/PID/fd), -1 if unreadable. */
+static int fds_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* A connection is handed to ringress with its first data (TCP_DEFER_ACCEPT
+ * on the listeners): connections that have sent nothing hold no descriptor
+ * and cost no wake-up, yet every one is served when its request comes, and
+ * one that stays silent past the deferral (about a second) is accepted
+ * then and served as well. */
+Test(proxy, connections_accepted_with_their_first_data)
+{
+	enum { N = 16 };
+	int port = start(44, NULL, NULL);
+	int before = fds_of(ringress_pid);
+	cr_assert_gt(before, 0);
+	static struct h_conn c[N];
+	for (int i = 0; i < N; i++)
+		open_conn(&c[i], port);
+	h_sleep_ms(300);
+	int silent = fds_of(ringress_pid);
+	cr_expect_leq(silent - before, 2, "%d silent connections took %d descriptors in ringress", N,
+		      silent - before);
+	for (int i = 0; i < N; i++) {
+		struct h_resp r;
+		get_on(&c[i], &r, "/first", NULL);
+		cr_expect_eq(r.status, 200, "connection %d: %d", i, r.status);
+		h_resp_free(&r);
+	}
+	cr_expect_geq(fds_of(ringress_pid) - before, N, "served connections hold their descriptors");
+	for (int i = 0; i < N; i++)
+		h_conn_close(&c[i]);
+	struct h_conn late;
+	struct h_resp r;
+	open_conn(&late, port);
+	h_sleep_ms(1800);
+	get_on(&late, &r, "/late", NULL);
+	cr_expect_eq(r.status, 200, "a connection silent for 1.8 s: %d", r.status);
+	h_resp_free(&r);
+	h_conn_close(&late);
 }
 
 /* 40 requests held by the backend keep 40 in flight on the shard, so its
