@@ -97,9 +97,9 @@ for ((r = 1; r <= rounds; r++)); do
 	for ((k = 0; k < nl; k++)); do
 		label="${labels[$(((r - 1 + k) % nl))]}"
 		url="http://127.0.0.1:${port[$label]}/index.html"
-		"${load_cpu[@]}" wrk -t1 -c"$conns" -d1s "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" >/dev/null 2>&1 || true
+		loadgen 1 wrk -t1 -c"$conns" -d1s "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" >/dev/null 2>&1 || true
 		c0="$(cpu_ticks "${pid[$label]}")" s0="$(sleeps "${pid[$label]}")"
-		out="$("${load_cpu[@]}" wrk -t1 -c"$conns" -d"${duration}s" --latency "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" 2>&1 || true)"
+		out="$(loadgen "$duration" wrk -t1 -c"$conns" -d"${duration}s" --latency "${wrk_hdr[@]+"${wrk_hdr[@]}"}" "$url" 2>&1 || true)"
 		c1="$(cpu_ticks "${pid[$label]}")" s1="$(sleeps "${pid[$label]}")"
 		awk -v r="$r" -v l="$label" -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v hz="$clk_tck" '
 			/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }

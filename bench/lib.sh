@@ -26,6 +26,22 @@ bench_pin() {
 	if [ "$pin" = 1 ]; then proxy_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
 }
 
+# Runs a load generator on the load CPU for a run of about SECONDS, and
+# kills it if it outlives that by 30 s: h2load 1.52 once kept some clients
+# sending for twelve minutes after "Stopped all clients" (they had
+# reconnected, a proxy having closed their connection after its 1,000
+# requests, as ringress and nginx do by default, just as the duration
+# ended), which hung the whole run.
+loadgen() { # seconds command...
+	local d="$1" rc=0
+	shift
+	timeout -k 5 $((d + 30)) "${load_cpu[@]+"${load_cpu[@]}"}" "$@" || rc=$?
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		echo "$bench_name: $1 did not end within $((d + 30)) s of a ${d} s run: killed" >&2
+	fi
+	return "$rc"
+}
+
 # The configurations of bench/*.in: render TEMPLATE PORT OUT fills in $tmp,
 # the port, $backend_port (the origin), the user line, $cfg_conns and the file
 # descriptor limits. render_setup sets their defaults.

@@ -199,11 +199,11 @@ load() { # case port seconds file [--latency]
 	if [[ "$c" == *-h2load ]]; then
 		local logf=()
 		[ -n "$lat" ] && logf=(--log-file "$f.log")
-		"${load_cpu[@]}" h2load --h1 -t1 -c"$n" -D"$d" "${logf[@]+"${logf[@]}"}" "$url" >"$f" 2>&1 || true
+		loadgen "$d" h2load --h1 -t1 -c"$n" -D"$d" "${logf[@]+"${logf[@]}"}" "$url" >"$f" 2>&1 || true
 	else
 		local l=()
 		[ -n "$lat" ] && l=(--latency)
-		"${load_cpu[@]}" wrk -t1 -c"$n" -d"${d}s" "${l[@]+"${l[@]}"}" "${extra[@]+"${extra[@]}"}" "$url" \
+		loadgen "$d" wrk -t1 -c"$n" -d"${d}s" "${l[@]+"${l[@]}"}" "${extra[@]+"${extra[@]}"}" "$url" \
 			>"$f" 2>&1 || true
 	fi
 }

@@ -291,9 +291,9 @@ wrk_run() { # name tag port pid conns path extra...
 	shift 6
 	local url="https://localhost:$port$path"
 	w_rps="" w_mbs="" w_cpu=""
-	"${load_cpu[@]}" wrk -t1 -c"$c" -d1s "$@" "$url" >/dev/null 2>&1 || true # warm-up
+	loadgen 1 wrk -t1 -c"$c" -d1s "$@" "$url" >/dev/null 2>&1 || true # warm-up
 	before="$(cpu_ticks "$pid")"
-	"${load_cpu[@]}" wrk -t1 -c"$c" -d"${duration}s" "$@" "$url" >"$tmp/wrk-$n-$tag.txt" 2>&1 9>&- || true
+	loadgen "$duration" wrk -t1 -c"$c" -d"${duration}s" "$@" "$url" >"$tmp/wrk-$n-$tag.txt" 2>&1 9>&- || true
 	after="$(cpu_ticks "$pid")"
 	f="$tmp/wrk-$n-$tag.txt"
 	reqs="$(awk '/requests in/{print $1}' "$f")"
