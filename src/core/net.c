@@ -47,6 +47,9 @@ int net_listen(const char *addr, uint16_t port, bool reuseport, int backlog)
 	 * connection (HAProxy's tcp-smart-accept does the same). */
 	int zero = 0;
 	setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+	/* A connection is handed over with its first data (1 s at most, then
+	 * at the kernel's next SYN-ACK): accept and request come in one
+	 * wake-up, and the first recv finds data instead of arming a poll. */
 	int defer = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	return fd;

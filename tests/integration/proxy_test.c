@@ -613,13 +613,20 @@ static void backend_read_request(int b, size_t body)
 	cr_assert(end && got - (size_t)(end + 4 - buf) == body, "backend got %zu bytes:\n%.300s", got, buf);
 }
 
-static unsigned data_segments_in(int fd)
+/* The kernel's TCP_INFO of fd, as far as its segment counters. */
+static struct tcp_info tcp_info_of(int fd)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	memset(&ti, 0, sizeof(ti));
 	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-	return ti.tcpi_data_segs_in;
+	cr_assert_geq(len, offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(ti.tcpi_data_segs_in));
+	return ti;
+}
+
+static unsigned data_segments_in(int fd)
+{
+	return tcp_info_of(fd).tcpi_data_segs_in;
 }
 
 /* A small request body that came with its head goes upstream in the same
@@ -707,11 +714,7 @@ Test(proxy, request_acknowledged_by_its_response)
 	for (int i = 0; i < 3; i++) {
 		struct h_conn c;
 		get_then_closed(&c, port, "/ack");
-		struct tcp_info ti;
-		socklen_t len = sizeof(ti);
-		memset(&ti, 0, sizeof(ti));
-		cr_assert_eq(getsockopt(c.fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-		cr_assert_geq(len, offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(ti.tcpi_data_segs_in));
+		struct tcp_info ti = tcp_info_of(c.fd);
 		cr_expect_gt(ti.tcpi_data_segs_in, 0);
 		cr_expect_leq(ti.tcpi_segs_in - ti.tcpi_data_segs_in, 2,
 			      "connection %d: %u segments without data reached the client (SYN-ACK and "
