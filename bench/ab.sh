@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# bench/ab.sh - interleaved A/B runs of ringress settings against HAProxy.
+# bench/ab.sh - interleaved A/B runs of ringress settings against HAProxy
+# (and nginx).
 #
 #   bash bench/ab.sh [--rounds N] [--connections N] [--duration S] [--close]
-#                    [--no-pin] [--bin PATH] LABEL[@BINARY]:FLAGS [...]
+#                    [--nginx] [--proxy-cpu PCT] [--no-pin] [--bin PATH]
+#                    LABEL[@BINARY]:FLAGS [...]
 #
 #   e.g. bash bench/ab.sh --rounds 8 "batched:" "unbatched:--batch-wait-usec 0"
 #        bash bench/ab.sh "before@/tmp/old/bin/ringress:" "after:"
+#        bash bench/ab.sh --rounds 15 --nginx "ringress:"
 #
 # One nginx origin (as bench/run.sh's), one ringress per LABEL:FLAGS (FLAGS
 # are extra ringress flags, may be empty; ringress is BINARY when the label
 # names one, else RINGRESS_BIN or --bin, default zig-out/bin/ringress: build
-# it ReleaseFast) and one HAProxy, all started once. Each round runs wrk -t1
-# (small GET, 1 s warm-up, then --duration s, default 2; with --close every
-# request on a new connection, "Connection: close") against every one in
-# turn, starting one further each round (the first run of a series does
+# it ReleaseFast) and one HAProxy, all started once; with --nginx also nginx
+# as a proxy (bench/nginx.conf.in, as bench/run.sh's). Each round runs wrk
+# -t1 (small GET, 1 s warm-up, then --duration s, default 2; with --close
+# every request on a new connection, "Connection: close") against every one
+# in turn, starting one further each round (the first run of a series does
 # measurably better or worse here): runs seconds apart share this shared
-# machine's noise, runs minutes apart do not. Prints every
-# run (req/s, proxy CPU µs/request, sleeps/request, p99), then per label the
-# median over rounds of its ratio to HAProxy's run of the same round.
-# Placement as bench/run.sh: proxies on CPU 0, origin and wrk on CPU 1.
+# machine's noise, runs minutes apart do not. Prints every run (req/s, proxy
+# CPU µs/request, sleeps/request, p99), then per label the median over
+# rounds of its ratio to HAProxy's run of the same round (and to nginx's).
+# Placement as bench/run.sh: proxies on CPU 0, origin and wrk on CPU 1;
+# --proxy-cpu PCT holds every proxy to PCT % of CPU 0 (a cgroup quota, as
+# bench/run.sh --proxy-cpu), so that the proxy, not CPU 1, sets the pace.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 RINGRESS_BIN="${RINGRESS_BIN:-$root/zig-out/bin/ringress}"
-rounds=6 conns=64 duration=2 pin=1
+rounds=6 conns=64 duration=2 pin=1 with_nginx=0 proxy_pct=""
 variants=() wrk_hdr=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -34,12 +40,16 @@ while [ $# -gt 0 ]; do
 	--bin) RINGRESS_BIN="$2"; shift ;;
 	--close) wrk_hdr=(-H "Connection: close") ;;
 	--no-pin) pin=0 ;;
+	--nginx) with_nginx=1 ;;
+	--proxy-cpu) proxy_pct="$2"; shift ;;
 	-h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
 	*:*) variants+=("$1") ;;
 	*) echo "ab: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
+[ -z "$proxy_pct" ] || { [[ "$proxy_pct" =~ ^[1-9][0-9]?$ ]] && [ "$proxy_pct" -le 100 ]; } ||
+	{ echo "ab: --proxy-cpu wants a percentage from 1 to 100, not $proxy_pct" >&2; exit 2; }
 [ "${#variants[@]}" -gt 0 ] || { echo "ab: give at least one LABEL:FLAGS (see --help)" >&2; exit 2; }
 [ -x "$RINGRESS_BIN" ] || { echo "ab: $RINGRESS_BIN not found (zig build -Doptimize=ReleaseFast)" >&2; exit 2; }
 
@@ -48,6 +58,7 @@ bench_name=ab bench_tmp_prefix=ringress-ab
 bench_require wrk nginx haproxy curl
 bench_pin
 bench_begin
+[ -z "$proxy_pct" ] || bench_quota "$proxy_pct"
 render_setup
 base="${BENCH_PORT_BASE:-18180}"
 backend_port=$base
@@ -82,12 +93,16 @@ for v in "${variants[@]}"; do
 done
 p=$((base + i))
 port_free "$p"
-render "$here/haproxy.cfg.in" "$p" "$tmp/haproxy.cfg"
-"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 9>&- &
-pid[haproxy]=$! port[haproxy]=$p
-pids+=($!)
-wait_port "$p"
+start_haproxy "$p"
+pid[haproxy]=$started port[haproxy]=$p
 labels+=(haproxy)
+if [ "$with_nginx" = 1 ]; then
+	p=$((p + 1))
+	port_free "$p"
+	start_nginx "$p"
+	pid[nginx]=$started port[nginx]=$p
+	labels+=(nginx)
+fi
 
 echo "round label req/s CPU-µs/request sleeps/request p99-ms"
 nl=${#labels[@]}
@@ -110,14 +125,19 @@ for ((r = 1; r <= rounds; r++)); do
 	done
 done | tee "$tmp/runs.txt"
 
-echo
-echo "label: median over rounds of (its req/s / HAProxy's), (its CPU µs/request / HAProxy's), (its p99 / HAProxy's); median sleeps/request"
-for label in "${labels[@]}"; do
-	awk -v l="$label" '
-		function med(a, n,  i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-		                               return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-		$1 ~ /^[0-9]+$/ && $2 == "haproxy" { hr[$1] = $3; hc[$1] = $4; hp[$1] = $6 }
-		$1 ~ /^[0-9]+$/ && $2 == l { vr[$1] = $3; vc[$1] = $4; vs[$1] = $5; vp[$1] = $6 }
-		END { for (r in vr) if (r in hr && hr[r] > 0 && hc[r] > 0 && hp[r] > 0) { k++; a[k] = vr[r] / hr[r]; b[k] = vc[r] / hc[r]; c[k] = vs[r]; d[k] = vp[r] / hp[r] }
-		      if (k) printf "%s: req/s %.2fx, CPU %.2fx, p99 %.2fx, sleeps %.2f (%d rounds)\n", l, med(a, k), med(b, k), med(d, k), med(c, k), k }' "$tmp/runs.txt"
+refs=(haproxy)
+[ "$with_nginx" = 1 ] && refs+=(nginx)
+for ref in "${refs[@]}"; do
+	echo
+	echo "label: median over rounds of (its req/s / $ref's), (its CPU µs/request / $ref's), (its p99 / $ref's); median sleeps/request"
+	for label in "${labels[@]}"; do
+		[ "$label" = "$ref" ] && continue
+		awk -v l="$label" -v ref="$ref" '
+			function med(a, n,  i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+			                               return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+			$1 ~ /^[0-9]+$/ && $2 == ref { hr[$1] = $3; hc[$1] = $4; hp[$1] = $6 }
+			$1 ~ /^[0-9]+$/ && $2 == l { vr[$1] = $3; vc[$1] = $4; vs[$1] = $5; vp[$1] = $6 }
+			END { for (r in vr) if (r in hr && hr[r] > 0 && hc[r] > 0 && hp[r] > 0) { k++; a[k] = vr[r] / hr[r]; b[k] = vc[r] / hc[r]; c[k] = vs[r]; d[k] = vp[r] / hp[r] }
+			      if (k) printf "%s: req/s %.2fx, CPU %.2fx, p99 %.2fx, sleeps %.2f (%d rounds)\n", l, med(a, k), med(b, k), med(d, k), med(c, k), k }' "$tmp/runs.txt"
+	done
 done

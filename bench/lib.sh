@@ -203,6 +203,27 @@ spec:
 YAML
 }
 
+# HAProxy and nginx as the proxies compared, on PORT, from bench/*.cfg.in and
+# bench/nginx.conf.in (origin $backend_port), under "${proxy_cpu[@]}"; $started
+# is the process to measure (nginx: its master, whose worker is a child).
+start_haproxy() { # port
+	render "$here/haproxy.cfg.in" "$1" "$tmp/haproxy-$1.cfg"
+	haproxy -c -q -f "$tmp/haproxy-$1.cfg" || { echo "$bench_name: invalid haproxy config" >&2; exit 1; }
+	"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy-$1.cfg" >"$tmp/haproxy-$1.log" 2>&1 9>&- &
+	started=$!
+	pids+=("$started")
+	wait_port "$1"
+}
+start_nginx() { # port
+	render "$here/nginx.conf.in" "$1" "$tmp/nginx-proxy-$1.conf"
+	sed -i "s|pid $tmp/nginx-proxy.pid;|pid $tmp/nginx-proxy-$1.pid;|" "$tmp/nginx-proxy-$1.conf"
+	"${proxy_cpu[@]}" nginx -p "$tmp" -e "$tmp/nginx-proxy-error-$1.log" -c "$tmp/nginx-proxy-$1.conf" \
+		>"$tmp/nginx-proxy-$1.out" 2>&1 9>&- &
+	started=$!
+	pids+=("$started")
+	wait_port "$1"
+}
+
 # Waits for a ringress just started: its port, then /readyz on its admin port.
 wait_ready() { # port admin-port
 	wait_port "$1"

@@ -342,23 +342,6 @@ start_ringress() { # port admin extra-args...
 	fi
 }
 
-start_haproxy() { # port
-	render "$here/haproxy.cfg.in" "$1" "$tmp/haproxy-$1.cfg"
-	haproxy -c -q -f "$tmp/haproxy-$1.cfg" || { echo "bench: invalid haproxy config" >&2; exit 1; }
-	"${proxy_cpu[@]}" haproxy -db -f "$tmp/haproxy-$1.cfg" >"$tmp/haproxy-$1.log" 2>&1 9>&- &
-	started=$!
-	pids+=("$started")
-	wait_port "$1"
-}
-start_nginx() { # port
-	render "$here/nginx.conf.in" "$1" "$tmp/nginx-proxy-$1.conf"
-	sed -i "s|pid $tmp/nginx-proxy.pid;|pid $tmp/nginx-proxy-$1.pid;|" "$tmp/nginx-proxy-$1.conf"
-	"${proxy_cpu[@]}" nginx -p "$tmp" -e "$tmp/nginx-proxy-error-$1.log" -c "$tmp/nginx-proxy-$1.conf" \
-		>"$tmp/nginx-proxy-$1.out" 2>&1 9>&- &
-	started=$!
-	pids+=("$started")
-	wait_port "$1"
-}
 check_post() { # name port
 	local code
 	code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$2/")"
