@@ -21,7 +21,8 @@
 # measurably better or worse here): runs seconds apart share this shared
 # machine's noise, runs minutes apart do not. Prints every run (req/s, proxy
 # CPU µs/request, sleeps/request, p99), then per label the median over
-# rounds of its ratio to HAProxy's run of the same round (and to nginx's).
+# rounds of its ratio to HAProxy's run of the same round (and to nginx's;
+# the reference's own line, 1.00x, checks the arithmetic).
 # Placement as bench/run.sh: proxies on CPU 0, origin and wrk on CPU 1;
 # --proxy-cpu PCT holds every proxy to PCT % of CPU 0 (a cgroup quota, as
 # bench/run.sh --proxy-cpu), so that the proxy, not CPU 1, sets the pace.
@@ -131,7 +132,6 @@ for ref in "${refs[@]}"; do
 	echo
 	echo "label: median over rounds of (its req/s / $ref's), (its CPU µs/request / $ref's), (its p99 / $ref's); median sleeps/request"
 	for label in "${labels[@]}"; do
-		[ "$label" = "$ref" ] && continue
 		awk -v l="$label" -v ref="$ref" '
 			function med(a, n,  i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 			                               return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }

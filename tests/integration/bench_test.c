@@ -1,7 +1,8 @@
 /* bench_test.c - the benchmark harnesses never rot: `bench/run.sh --quick`
  * (shortened to 1 s per proxy) runs ringress, HAProxy and nginx against the
  * nginx origin with wrk, and ringress-micro, and prints their tables;
- * `bench/ab.sh` runs one short round of two ringress settings and HAProxy.
+ * `bench/ab.sh` runs one short round of two ringress settings, HAProxy and
+ * nginx.
  * Only that the harnesses work is checked, never a figure: the machine is
  * shared. */
 #include "harness.h"
@@ -57,9 +58,9 @@ static double column(const char *r, int i)
 	return strtod(r, NULL);
 }
 
-/* Runs bench/<name> with args (NULL-terminated) and returns its output,
- * asserting that it finished within timeout_ms and exited 0. */
-static const char *run_script(const char *name, const char *const *args, int timeout_ms)
+/* Runs bench/<name> with args (NULL-terminated), asserting that it finished
+ * within timeout_ms; stores its wait status and returns its output. */
+static const char *spawn_script(const char *name, const char *const *args, int timeout_ms, int *st)
 {
 	const char *root = getenv("RINGRESS_ROOT");
 	char script[1024];
@@ -71,9 +72,17 @@ static const char *run_script(const char *name, const char *const *args, int tim
 	argv[n] = NULL;
 	pid_t pid = h_spawn(name, argv);
 	cr_assert_gt(pid, 0);
-	int st = 0;
-	cr_assert_eq(h_wait_exit(pid, timeout_ms, &st), 0, "bench/%s did not finish", name);
-	const char *out = h_log_tail(name, 65536);
+	*st = 0;
+	cr_assert_eq(h_wait_exit(pid, timeout_ms, st), 0, "bench/%s did not finish", name);
+	return h_log_tail(name, 65536);
+}
+
+/* Runs bench/<name> as spawn_script does and returns its output, asserting
+ * that it exited 0. */
+static const char *run_script(const char *name, const char *const *args, int timeout_ms)
+{
+	int st;
+	const char *out = spawn_script(name, args, timeout_ms, &st);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench/%s failed:\n%s", name, out);
 	return out;
 }
@@ -123,9 +132,31 @@ Test(bench, ab_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 120
 	char b[1100];
 	snprintf(b, sizeof(b), "b@%s:--batch-wait-usec 0", bin);
 	const char *out = run_script(
-		"ab.sh", (const char *[]){"--rounds", "1", "--duration", "1", "a:", b, NULL}, 100000);
-	const char *want[] = {"\na: req/s ", "\nb: req/s ", "\nhaproxy: req/s 1.00x, CPU 1.00x, p99 1.00x"};
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		cr_expect_not_null(strstr(out, want[i]), "no \"%s\" line:\n%s", want[i] + 1, out);
+		"ab.sh", (const char *[]){"--rounds", "1", "--duration", "1", "--nginx", "a:", b, NULL},
+		100000);
+	/* Two sections: every run against HAProxy's, then against nginx's. */
+	const char *vs_nginx = strstr(out, "(its req/s / nginx's)");
+	cr_assert_not_null(vs_nginx, "no section of ratios to nginx:\n%s", out);
+	const char *want[] = {"\na: req/s ", "\nb: req/s ", "\nnginx: req/s ",
+			      "\nhaproxy: req/s 1.00x, CPU 1.00x, p99 1.00x"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const char *at = strstr(out, want[i]);
+		cr_expect(at && at < vs_nginx, "no \"%s\" line against HAProxy:\n%s", want[i] + 1, out);
+	}
+	const char *want_n[] = {"\na: req/s ", "\nhaproxy: req/s ",
+				"\nnginx: req/s 1.00x, CPU 1.00x, p99 1.00x"};
+	for (size_t i = 0; i < sizeof(want_n) / sizeof(want_n[0]); i++)
+		cr_expect_not_null(strstr(vs_nginx, want_n[i]), "no \"%s\" line against nginx:\n%s",
+				   want_n[i] + 1, out);
 	cr_expect_null(strstr(out, "(errors)"), "errors in a run:\n%s", out);
+}
+
+Test(bench, ab_harness_refuses_a_bad_cpu_share, .init = h_setup, .fini = h_teardown, .timeout = 30)
+{
+	int st;
+	const char *out =
+		spawn_script("ab.sh", (const char *[]){"--proxy-cpu", "150", "a:", NULL}, 20000, &st);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status %d, want 2:\n%s", st, out);
+	cr_expect_not_null(strstr(out, "--proxy-cpu wants a percentage from 1 to 100, not 150"),
+			   "no message naming the bad value:\n%s", out);
 }
