@@ -75,6 +75,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http1_head *h = p->data;
 	struct http1_header *hd = &h->hdr[h->nhdr - 1];
+	/* The pieces of one value are contiguous in h->buf (it holds every
+	 * byte llhttp parsed), unless llhttp skipped a line break between
+	 * them: an obs-fold. Forwarded, the span's line break would end the
+	 * head early and smuggle the rest as a message of its own. */
+	if (h->last == 2 && head_off(h, at) != hd->value.off + hd->value.len)
+		h->folded = 1;
 	span_extend(&hd->value, head_off(h, at), len, h->last != 2);
 	h->last = 2;
 	return 0;
@@ -117,6 +123,7 @@ void http1_head_reset(struct http1_head *h)
 	h->reason.off = h->reason.len = 0;
 	h->nhdr = 0;
 	h->overflow = 0;
+	h->folded = 0;
 	h->last = 0;
 	h->event = 0;
 }
@@ -240,6 +247,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 	memset(out, 0, sizeof(*out));
 	out->host = -1;
 	out->request_id = -1;
+	out->bad_field = h->folded;
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
@@ -248,9 +256,9 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 		trim(&v, &vl);
 		for (size_t k = 0; k < nl; k++)
 			if (!is_tchar((unsigned char)n[k]))
-				out->bad_header = 1;
+				out->bad_field = 1;
 		if (!nl)
-			out->bad_header = 1;
+			out->bad_field = 1;
 		switch (ascii_lower(n[0])) {
 		case 'h':
 			if (http1_name_is(n, nl, "host")) {
@@ -306,6 +314,8 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 		}
 	}
 	out->conn_tokens[ct] = 0;
+	if (out->bad_field)
+		out->bad_header = 1;
 	if (cl_val && has_te)
 		out->bad_length = 1;
 	out->upgrade = conn_upgrade && has_upgrade;

@@ -27,6 +27,7 @@ struct http1_head {
 	struct http1_span reason; /* response reason phrase */
 	uint16_t nhdr;
 	uint8_t overflow;   /* too many headers */
+	uint8_t folded;     /* a header value went on over a new line (obs-fold) */
 	uint8_t last;       /* 1: last callback was a field, 2: a value */
 	uint8_t event;      /* HTTP1_EV_* of the callback that paused the parser */
 	/* Optional: receives body bytes (de-chunked) while parsing. */
@@ -43,7 +44,10 @@ struct http1_info {
 	uint8_t expect_continue; /* "Expect: 100-continue" */
 	uint8_t bad_expect;      /* another Expect value: 417 */
 	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, or differing values */
-	uint8_t bad_header;      /* a name that is not a token, two Hosts, or a bad Host value */
+	uint8_t bad_header;      /* bad_field, two Hosts, or a bad Host value */
+	uint8_t bad_field;       /* a name that is not a token, or a value folded over
+				  * lines (obs-fold, RFC 9112 5.2): 400 for a request,
+				  * 502 for a response */
 	uint8_t chunked;
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
 	/* Tokens of the Connection header (lower case, comma separated). */
@@ -71,7 +75,9 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n);
 
 /* Scans headers: Host (one, with a valid value), X-Request-ID, Expect,
  * Content-Length consistency, Connection tokens, header names that are not
- * tokens (RFC 9110 5.1). */
+ * tokens (RFC 9110 5.1) and folded values (llhttp 8 takes a line that
+ * starts with a space or tab as more of the value above; the span would
+ * then hold the line break). */
 void http1_head_scan(const struct http1_head *h, struct http1_info *out);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */

@@ -977,6 +977,15 @@ static int response_head(struct conn *c, struct upstream *u)
 	int status = p->status_code;
 
 	http1_head_scan(&u->head, &u->info);
+	if (u->info.bad_field) {
+		/* RFC 9112 5.2: a proxy answers a folded response with 502 (or
+		 * unfolds it); forwarded, its line break would end the head
+		 * early. nginx refuses such heads as well. */
+		upstream_fail(c, 502, FAIL_INVALID,
+			      "invalid response head: a header folded over lines or a name "
+			      "that is not a token");
+		return -1;
+	}
 	if (status == 101 && (c->flags & C_F_UPGRADE))
 		return tunnel_start(c, u);
 	if (status < 200) {

@@ -149,6 +149,12 @@ Test(limits, malformed_requests_400)
 		CASE("path climbing, deeper", "GET /a/../../x HTTP/1.1\r\nHost: l.local\r\n\r\n"),
 		CASE("path climbing, encoded", "GET /%2e%2e/x HTTP/1.1\r\nHost: l.local\r\n\r\n"),
 		CASE("NUL in header", "GET / HTTP/1.1\r\nHost: l.local\r\nX: a\0b\r\n\r\n"),
+		/* Forwarded, the fold's line break ended the head early and the
+		 * next line reached the upstream as a request of its own. */
+		CASE("header folded over lines (space)",
+		     "GET / HTTP/1.1\r\nHost: l.local\r\nX-A: a\r\n b\r\nX-B: c\r\n\r\n"),
+		CASE("header folded over lines (tab)",
+		     "GET / HTTP/1.1\r\nHost: l.local\r\nX-A: a\r\n\tGET /smuggled HTTP/1.1\r\n\r\n"),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int st = raw_status(port, cases[i].req, cases[i].len);

@@ -613,6 +613,17 @@ static void backend_read_request(int b, size_t body)
 	cr_assert(end && got - (size_t)(end + 4 - buf) == body, "backend got %zu bytes:\n%.300s", got, buf);
 }
 
+/* The backend on b answers "200 ok"; the client on c must receive it. */
+static void backend_answer_ok(int b, struct h_conn *c)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	cr_assert_eq(send(b, resp, sizeof(resp) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(resp) - 1);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(c, &r, false, 3000), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+}
+
 /* The kernel's TCP_INFO of fd, as far as its segment counters. */
 static struct tcp_info tcp_info_of(int fd)
 {
@@ -652,12 +663,7 @@ Test(proxy, small_body_sent_with_the_head)
 		backend_read_request(b, 1000);
 		cr_expect_eq(data_segments_in(b), i, "request %u: %u data segments so far at the backend", i,
 			     data_segments_in(b));
-		const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-		cr_assert_eq(send(b, resp, strlen(resp), MSG_NOSIGNAL), (ssize_t)strlen(resp));
-		struct h_resp r;
-		cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
-		cr_expect_eq(r.status, 200);
-		h_resp_free(&r);
+		backend_answer_ok(b, &c);
 	}
 	h_conn_close(&c);
 	close(b);
@@ -701,6 +707,48 @@ Test(proxy, pooled_upstream_sees_close_after_large_response)
 			     round, n, n < 0 ? errno : 0);
 		close(b);
 	}
+	close(l);
+}
+
+/* A response whose head folds a header over lines (obs-fold) gets the client
+ * a 502 and a log line naming the upstream, not the fold: forwarded, its line
+ * break would end the head early and the rest would reach the client as
+ * the start of the body or as a response of its own. The connection to that
+ * upstream is closed, and the next request is served. */
+Test(proxy, folded_response_header_502)
+{
+	int l = start_own_backend(45);
+	struct h_conn c;
+	open_conn(&c, H_PORT(45, 0));
+	cr_assert_eq(h_conn_sendf(&c, "GET /fold HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	int b = h_accept(l, 3000);
+	cr_assert_geq(b, 0, "ringress did not connect to the backend: %d", b);
+	backend_read_request(b, 0);
+	static const char folded[] = "HTTP/1.1 200 OK\r\nX-A: a\r\n Set-Cookie: s=1\r\n"
+				     "Content-Length: 2\r\n\r\nok";
+	cr_assert_eq(send(b, folded, sizeof(folded) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(folded) - 1);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0, "no response to a folded upstream head");
+	cr_expect_eq(r.status, 502, "folded upstream head: status %d", r.status);
+	cr_expect_null(h_header(&r, "set-cookie"), "the folded line reached the client");
+	h_resp_free(&r);
+	/* ringress closed its connection to that upstream. */
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char x;
+	cr_expect_eq(recv(b, &x, 1, 0), 0, "the upstream connection stayed open");
+	close(b);
+	const char *log = h_log_tail("ringress", 4000);
+	cr_expect_not_null(strstr(log, "header folded over lines"), "no log line:\n%s", log);
+	cr_expect_not_null(strstr(log, "127.0.0.1:"), "the log line names no upstream:\n%s", log);
+	/* The next request on the same client connection is served. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	b = h_accept(l, 3000);
+	cr_assert_geq(b, 0, "no new upstream connection: %d", b);
+	backend_read_request(b, 0);
+	backend_answer_ok(b, &c);
+	h_conn_close(&c);
+	close(b);
 	close(l);
 }
 
