@@ -1,6 +1,7 @@
 /* limits_test.c - what ringress refuses and the timeouts it enforces:
  * 431, 413, 400 for malformed or ambiguous requests, 502 / 504 for upstream
- * failures, client header timeout. Test indices 50-69. */
+ * failures, client header timeout, random heads that must not put an upstream
+ * connection out of step. Test indices 50-69. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -314,4 +315,66 @@ Test(limits, upstream_dies_mid_body)
 	int e = h_conn_wait_closed(&c, 4000);
 	cr_expect_eq(e, 0, "client connection not closed after the upstream died mid-body");
 	h_conn_close(&c);
+}
+
+/* Random heads (line breaks, folds, spaces, colons, control and high bytes
+ * between valid lines) never put the upstream connection out of step: each
+ * is refused with a 4xx or answered for its own target, and a request sent
+ * after it, on a new client connection that gets the pooled upstream
+ * connection, is answered for its target. The build before the fold check
+ * let "X: a\r\n b" end the forwarded head early: the upstream answered a
+ * head without ringress's X-Forwarded-For. */
+Test(limits, random_heads_keep_upstreams_in_step, .timeout = 60)
+{
+	int port = start(59, NULL, NULL, NULL, NULL);
+	static const char *piece[] = {"\r", "\n", "\r\n", " ", "\t", ":", "a", "X-", "0", "\r\n ",
+				      "\r\n\t", "\x01", "\x7f", "\xff", ";", ",", "\r\nX: y", "\r\n\r\n"};
+	const int npiece = (int)(sizeof(piece) / sizeof(piece[0]));
+	uint64_t seed = 7;
+	int answered = 0;
+	for (int i = 0; i < 300; i++) {
+		char req[512], want[32];
+		int n = snprintf(req, sizeof(req), "GET /f/%d HTTP/1.1\r\nHost: l.local\r\nX-A: v", i);
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		for (int k = 1 + (int)((seed >> 33) % 6); k > 0; k--) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			const char *p = piece[(seed >> 33) % (uint64_t)npiece];
+			memcpy(req + n, p, strlen(p));
+			n += (int)strlen(p);
+		}
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\nConnection: close\r\n\r\n");
+
+		struct h_conn c;
+		struct h_resp r;
+		cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+		(void)h_conn_send(&c, req, (size_t)n, 3000);
+		int e = h_conn_response(&c, &r, false, 3000);
+		cr_assert_neq(e, -ETIMEDOUT, "head %d: no answer:\n%.*s", i, n, req);
+		if (e == 0 && r.status == 200) {
+			answered++;
+			snprintf(want, sizeof(want), "/f/%d", i);
+			const char *t = h_echo_value(&r, "target");
+			cr_expect(t && !strcmp(t, want), "head %d answered for %s:\n%.*s", i, t ? t : "-", n, req);
+			/* The whole forwarded head reached the upstream: ringress's
+			 * own headers come last. */
+			const char *xff = h_echo_value(&r, "header.x-forwarded-for");
+			cr_expect(xff && !strcmp(xff, "127.0.0.1"),
+				  "head %d reached the upstream cut short (X-Forwarded-For %s):\n%.*s", i,
+				  xff ? xff : "missing", n, req);
+		} else if (e == 0) {
+			cr_expect(r.status >= 400 && r.status < 500, "head %d: status %d", i, r.status);
+		}
+		if (e == 0)
+			h_resp_free(&r);
+		h_conn_close(&c);
+
+		snprintf(want, sizeof(want), "/check/%d", i);
+		cr_assert_eq(h_get(&r, port, "l.local", want), 0, "check %d: no response", i);
+		const char *t = h_echo_value(&r, "target");
+		cr_expect(r.status == 200 && t && !strcmp(t, want),
+			  "after head %d the next request got status %d for %s:\n%.*s", i, r.status,
+			  t ? t : "-", n, req);
+		h_resp_free(&r);
+	}
+	cr_expect_gt(answered, 10, "only %d of the random heads were valid", answered);
 }
