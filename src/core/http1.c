@@ -189,23 +189,41 @@ static void trim(const char **s, size_t *n)
 		(*n)--;
 }
 
+/* Takes the next element of a comma-separated list (*list, *n bytes) into
+ * *e / *en, trimmed, and moves the list past it. Returns false at the end. */
+static bool list_next(const char **list, size_t *n, const char **e, size_t *en)
+{
+	if (!*list)
+		return false;
+	const char *comma = memchr(*list, ',', *n);
+	size_t el = comma ? (size_t)(comma - *list) : *n;
+	*e = *list;
+	*en = el;
+	trim(e, en);
+	if (comma) {
+		*n -= el + 1;
+		*list = comma + 1;
+	} else {
+		*list = NULL;
+	}
+	return true;
+}
+
+/* True when element e (en bytes) is token (lower case), ignoring case. */
+static bool elem_is(const char *e, size_t en, const char *token)
+{
+	size_t tl = strlen(token);
+	return en == tl && !strncasecmp(e, token, tl);
+}
+
 /* Returns true when the comma-separated list holds token (lower case). */
 static bool list_has(const char *list, size_t n, const char *token)
 {
-	size_t tl = strlen(token);
-	while (n) {
-		const char *comma = memchr(list, ',', n);
-		size_t el = comma ? (size_t)(comma - list) : n;
-		const char *e = list;
-		size_t en = el;
-		trim(&e, &en);
-		if (en == tl && !strncasecmp(e, token, tl))
+	const char *e;
+	size_t en;
+	while (list_next(&list, &n, &e, &en))
+		if (elem_is(e, en, token))
 			return true;
-		if (!comma)
-			break;
-		n -= el + 1;
-		list = comma + 1;
-	}
 	return false;
 }
 
@@ -238,6 +256,42 @@ static bool host_valid(const char *v, size_t n)
 	return true;
 }
 
+/* True when a header name is a token. Names are short: a scalar loop;
+ * vectorized, clang's gathers cost more than they save (perf: a third of
+ * the scan's time at 64 connections). */
+static bool name_is_token(const char *n, size_t nl)
+{
+	bool bad = !nl;
+#ifdef __clang__
+#pragma clang loop vectorize(disable) interleave(disable)
+#endif
+	for (size_t k = 0; k < nl; k++)
+		bad |= !is_tchar((unsigned char)n[k]);
+	return !bad;
+}
+
+/* Adds the tokens of a Connection value to out->conn_tokens ("a,b,", lower
+ * case) at *ct, leaving out "close" and "keep-alive": headers of those names
+ * are hop-by-hop anyway (http1_is_hop_by_hop), and the usual "Connection:
+ * keep-alive" then costs no walk of the list per header. A token that does
+ * not fit is left out as well. */
+static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size_t vl,
+			 bool *upgrade)
+{
+	const char *e;
+	size_t en;
+	while (list_next(&v, &vl, &e, &en)) {
+		if (elem_is(e, en, "upgrade"))
+			*upgrade = true;
+		if (!en || elem_is(e, en, "close") || elem_is(e, en, "keep-alive") ||
+		    *ct + en + 2 > sizeof(out->conn_tokens))
+			continue;
+		for (size_t k = 0; k < en; k++)
+			out->conn_tokens[(*ct)++] = ascii_lower(e[k]);
+		out->conn_tokens[(*ct)++] = ',';
+	}
+}
+
 void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 {
 	const char *cl_val = NULL;
@@ -254,10 +308,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 		const char *v = h->buf + h->hdr[i].value.off;
 		size_t vl = h->hdr[i].value.len;
 		trim(&v, &vl);
-		for (size_t k = 0; k < nl; k++)
-			if (!is_tchar((unsigned char)n[k]))
-				out->bad_field = 1;
-		if (!nl)
+		if (!name_is_token(n, nl))
 			out->bad_field = 1;
 		switch (ascii_lower(n[0])) {
 		case 'h':
@@ -298,17 +349,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 				cl_val = v;
 				cl_len = vl;
 			} else if (http1_name_is(n, nl, "connection")) {
-				/* Collect lower-case tokens for hop-by-hop removal. */
-				for (size_t k = 0; k < vl && ct + 2 < sizeof(out->conn_tokens); k++) {
-					char c = ascii_lower(v[k]);
-					if (c == ' ' || c == '\t')
-						continue;
-					out->conn_tokens[ct++] = c;
-				}
-				if (ct && ct + 1 < sizeof(out->conn_tokens) && out->conn_tokens[ct - 1] != ',')
-					out->conn_tokens[ct++] = ',';
-				if (list_has(v, vl, "upgrade"))
-					conn_upgrade = true;
+				conn_collect(out, &ct, v, vl, &conn_upgrade);
 			}
 			break;
 		}
@@ -326,6 +367,10 @@ bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *
 	switch (len) {
 	case 2:
 		if (http1_name_is(name, len, "te"))
+			return true;
+		break;
+	case 5: /* a reserved name (RFC 9110 16.3.2.2), as the option "close" */
+		if (http1_name_is(name, len, "close"))
 			return true;
 		break;
 	case 7:

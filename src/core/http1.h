@@ -50,7 +50,8 @@ struct http1_info {
 				  * 502 for a response */
 	uint8_t chunked;
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
-	/* Tokens of the Connection header (lower case, comma separated). */
+	/* Tokens of the Connection headers but close and keep-alive (lower
+	 * case, each followed by a comma). */
 	char conn_tokens[128];
 };
 
@@ -84,7 +85,8 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out);
 bool http1_name_is(const char *name, size_t len, const char *lname);
 
 /* Returns true when header name is hop-by-hop for a proxy: Connection,
- * Keep-Alive, Proxy-Connection, TE, Upgrade, or a token of info->conn_tokens. */
+ * Keep-Alive, Proxy-Connection, TE, Upgrade, Close (reserved, RFC 9110
+ * 16.3.2.2), or a token of info->conn_tokens. */
 bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info);
 
 /* What the proxy adds to a request it forwards. */

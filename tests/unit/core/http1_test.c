@@ -287,8 +287,37 @@ Test(http1, header_names_case_insensitive)
 	      4096);
 	cr_assert_eq(ps.err, HPE_PAUSED);
 	cr_expect_eq(ps.info.host, 0);
-	cr_expect_str_eq(ps.info.conn_tokens, "keep-alive,x-drop,");
+	cr_expect_str_eq(ps.info.conn_tokens, "x-drop,");
 	cr_expect(http1_is_hop_by_hop("X-DROP", 6, &ps.info));
+	done(&ps);
+}
+
+/* "close" and "keep-alive" are not kept as tokens (the headers of those
+ * names are hop-by-hop by name), and still no such header goes upstream;
+ * other tokens of several Connection headers are. */
+Test(http1, connection_options_close_and_keep_alive)
+{
+	struct parsed ps;
+	char out[4096];
+	parse(&ps, HTTP_REQUEST,
+	      "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, Keep-Alive\r\nClose: x\r\n"
+	      "Keep-Alive: 5\r\nConnection: X-One ,x-two\r\nX-One: 1\r\nX-Two: 2\r\nX-Three: 3\r\n\r\n",
+	      4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_str_eq(ps.info.conn_tokens, "x-one,x-two,");
+	int n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &fwd, out, sizeof(out) - 1);
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect_null(strstr(out, "Close:"), "%s", out);
+	cr_expect_null(strstr(out, "Keep-Alive:"), "%s", out);
+	cr_expect_null(strstr(out, "X-One:"), "%s", out);
+	cr_expect_null(strstr(out, "X-Two:"), "%s", out);
+	cr_expect_not_null(strstr(out, "\r\nX-Three: 3\r\n"), "%s", out);
+	done(&ps);
+	parse(&ps, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+	      4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_str_eq(ps.info.conn_tokens, "");
 	done(&ps);
 }
 
