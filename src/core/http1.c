@@ -43,9 +43,30 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* The http1_execute_body call in progress on this thread: its number and
+ * the bounds of its input. */
+static __thread uint32_t body_call;
+static __thread const char *body_start, *body_end;
+
+llhttp_errno_t http1_execute_body(llhttp_t *p, const char *data, size_t len)
+{
+	body_call++;
+	body_start = data;
+	body_end = data + len;
+	return llhttp_execute(p, data, len);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http1_head *h = p->data;
+	if (h->in_body) { /* a trailer: counted, not kept */
+		if (h->last != 1 && ++h->ntrailers > HTTP1_MAX_HEADERS) {
+			h->overflow = 1;
+			return -1;
+		}
+		h->last = 1;
+		return 0;
+	}
 	if (h->last != 1) {
 		if (h->nhdr >= HTTP1_MAX_HEADERS) {
 			h->overflow = 1;
@@ -74,6 +95,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http1_head *h = p->data;
+	if (h->in_body) {
+		/* A trailer value comes in one piece per call, unless llhttp
+		 * skipped a line break (a fold) or the input ended inside it
+		 * (then it goes on at the start of a later call). Trailers are
+		 * forwarded as received: refuse the fold rather than leave its
+		 * reading to the next hop. */
+		bool goes_on = h->tv_call != body_call && h->tv_at_end && at == body_start;
+		if (h->last == 2 && !goes_on) {
+			h->folded = 1;
+			return -1;
+		}
+		h->tv_call = body_call;
+		h->tv_at_end = at + len == body_end;
+		h->last = 2;
+		return 0;
+	}
 	struct http1_header *hd = &h->hdr[h->nhdr - 1];
 	/* The pieces of one value are contiguous in h->buf (it holds every
 	 * byte llhttp parsed), unless llhttp skipped a line break between
@@ -88,7 +125,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_headers_complete(llhttp_t *p)
 {
-	((struct http1_head *)p->data)->event = HTTP1_EV_HEADERS;
+	struct http1_head *h = p->data;
+	h->event = HTTP1_EV_HEADERS;
+	h->in_body = 1;
+	h->last = 0;
 	return HPE_PAUSED;
 }
 
@@ -124,6 +164,8 @@ void http1_head_reset(struct http1_head *h)
 	h->nhdr = 0;
 	h->overflow = 0;
 	h->folded = 0;
+	h->in_body = 0;
+	h->ntrailers = 0;
 	h->last = 0;
 	h->event = 0;
 }
@@ -273,8 +315,9 @@ static bool name_is_token(const char *n, size_t nl)
 /* Adds the tokens of a Connection value to out->conn_tokens ("a,b,", lower
  * case) at *ct, leaving out "close" and "keep-alive": headers of those names
  * are hop-by-hop anyway (http1_is_hop_by_hop), and the usual "Connection:
- * keep-alive" then costs no walk of the list per header. A token that does
- * not fit is left out as well. */
+ * keep-alive" then costs no walk of the list per header. Options that do
+ * not fit make the head bad_field (no real client or server lists 126
+ * bytes of them). */
 static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size_t vl,
 			 bool *upgrade)
 {
@@ -283,9 +326,13 @@ static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size
 	while (list_next(&v, &vl, &e, &en)) {
 		if (elem_is(e, en, "upgrade"))
 			*upgrade = true;
-		if (!en || elem_is(e, en, "close") || elem_is(e, en, "keep-alive") ||
-		    *ct + en + 2 > sizeof(out->conn_tokens))
+		if (!en || elem_is(e, en, "close") || elem_is(e, en, "keep-alive"))
 			continue;
+		if (*ct + en + 2 > sizeof(out->conn_tokens)) {
+			/* The headers it names would go through: refuse. */
+			out->bad_field = 1;
+			continue;
+		}
 		for (size_t k = 0; k < en; k++)
 			out->conn_tokens[(*ct)++] = ascii_lower(e[k]);
 		out->conn_tokens[(*ct)++] = ',';

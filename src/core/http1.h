@@ -30,10 +30,17 @@ struct http1_head {
 	uint8_t folded;     /* a header value went on over a new line (obs-fold) */
 	uint8_t last;       /* 1: last callback was a field, 2: a value */
 	uint8_t event;      /* HTTP1_EV_* of the callback that paused the parser */
+	/* After the head: field and value callbacks are trailers (of a
+	 * chunked body, parsed by http1_execute_body). They are not kept,
+	 * only counted and checked for folds (which fail the parse). */
+	uint8_t in_body;
+	uint8_t tv_at_end;  /* the last trailer value piece ended its input */
+	uint16_t ntrailers;
 	/* Optional: receives body bytes (de-chunked) while parsing. */
 	int (*on_body)(void *user, const char *at, size_t len);
 	void *user;
 	uint16_t hdr_cap;
+	uint32_t tv_call;   /* the http1_execute_body call of that piece */
 	struct http1_header *hdr; /* allocated on the first header, grown to HTTP1_MAX_HEADERS */
 };
 
@@ -45,8 +52,9 @@ struct http1_info {
 	uint8_t bad_expect;      /* another Expect value: 417 */
 	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, or differing values */
 	uint8_t bad_header;      /* bad_field, two Hosts, or a bad Host value */
-	uint8_t bad_field;       /* a name that is not a token, or a value folded over
-				  * lines (obs-fold, RFC 9112 5.2): 400 for a request,
+	uint8_t bad_field;       /* a name that is not a token, a value folded over
+				  * lines (obs-fold, RFC 9112 5.2), or Connection
+				  * options beyond conn_tokens: 400 for a request,
 				  * 502 for a response */
 	uint8_t chunked;
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
@@ -65,6 +73,11 @@ void http1_settings_init(llhttp_settings_t *s);
 
 /* Resets h for a new message, keeping its buffer. */
 void http1_head_reset(struct http1_head *h);
+
+/* llhttp_execute for body bytes (after the head): trailers of a chunked
+ * body are checked for folds there, which needs to know where each call's
+ * input starts and ends. A folded trailer fails the parse (HPE_USER). */
+llhttp_errno_t http1_execute_body(llhttp_t *p, const char *data, size_t len);
 
 /* Releases h's buffer. */
 void http1_head_free(struct http1_head *h);

@@ -844,7 +844,7 @@ static void pump_request(struct conn *c)
 		c->head.event = HTTP1_EV_NONE;
 		c->head.on_body = count_body;
 		c->head.user = c;
-		llhttp_errno_t err = llhttp_execute(&c->parser, data, ch->len);
+		llhttp_errno_t err = http1_execute_body(&c->parser, data, ch->len);
 		c->head.on_body = NULL;
 		uint32_t used;
 		if (err == HPE_OK)
@@ -1149,7 +1149,7 @@ static void pump_response(struct conn *c)
 			u->head.user = &d;
 		}
 		u->head.event = HTTP1_EV_NONE;
-		llhttp_errno_t err = llhttp_execute(&u->parser, data, ch->len);
+		llhttp_errno_t err = http1_execute_body(&u->parser, data, ch->len);
 		u->head.on_body = NULL;
 		uint32_t used;
 		if (err == HPE_OK) {

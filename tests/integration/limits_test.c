@@ -154,6 +154,9 @@ Test(limits, malformed_requests_400)
 		 * next line reached the upstream as a request of its own. */
 		CASE("header folded over lines (space)",
 		     "GET / HTTP/1.1\r\nHost: l.local\r\nX-A: a\r\n b\r\nX-B: c\r\n\r\n"),
+		CASE("trailer folded over lines",
+		     "POST / HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "1\r\nA\r\n0\r\nX-T: a\r\n b\r\n\r\n"),
 		CASE("header folded over lines (tab)",
 		     "GET / HTTP/1.1\r\nHost: l.local\r\nX-A: a\r\n\tGET /smuggled HTTP/1.1\r\n\r\n"),
 	};

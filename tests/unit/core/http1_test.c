@@ -462,3 +462,91 @@ Test(http1, rewritten_heads_reparse_cleanly)
 	}
 	cr_expect_gt(accepted, 10000, "only %d random heads were accepted", accepted);
 }
+
+/* Feeds a chunked body after the head of ps, cut at `cut` (0: in one
+ * piece), through http1_execute_body as the proxy does; returns the last
+ * error (HPE_PAUSED with the message event when the message completed). */
+static llhttp_errno_t feed_body(struct parsed *ps, const char *body, size_t cut)
+{
+	llhttp_resume(&ps->p);
+	size_t n = strlen(body);
+	size_t parts[2][2] = {{0, cut ? cut : n}, {cut ? cut : n, n}};
+	llhttp_errno_t e = HPE_OK;
+	for (int i = 0; i < 2 && e == HPE_OK; i++)
+		if (parts[i][1] > parts[i][0])
+			e = http1_execute_body(&ps->p, body + parts[i][0], parts[i][1] - parts[i][0]);
+	return e;
+}
+
+/* Trailers of a chunked body are forwarded as received: one folded over
+ * lines fails the parse wherever the input is cut, while a plain trailer
+ * cut anywhere passes, and trailers do not count against the head's 128
+ * headers (they have their own 128). */
+Test(http1, chunked_trailers)
+{
+	static const char head[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char *plain = "1\r\nA\r\n0\r\nX-T: some value\r\nX-U: v\r\n\r\n";
+	static const char *folded[] = {"1\r\nA\r\n0\r\nX-T: a\r\n b\r\n\r\n",
+				       "1\r\nA\r\n0\r\nX-T: a\r\n\tb\r\nX-U: v\r\n\r\n"};
+	struct parsed ps;
+	for (size_t cut = 0; cut < strlen(plain); cut++) {
+		parse(&ps, HTTP_REQUEST, head, 4096);
+		cr_assert_eq(ps.err, HPE_PAUSED);
+		llhttp_errno_t e = feed_body(&ps, plain, cut);
+		cr_expect(e == HPE_PAUSED && ps.h.event == HTTP1_EV_MESSAGE,
+			  "plain trailers cut at %zu: %s", cut, llhttp_errno_name(e));
+		cr_expect_eq(ps.h.nhdr, 2, "trailers were kept as headers (cut %zu)", cut);
+		done(&ps);
+	}
+	for (size_t f = 0; f < sizeof(folded) / sizeof(folded[0]); f++) {
+		for (size_t cut = 0; cut < strlen(folded[f]); cut++) {
+			parse(&ps, HTTP_REQUEST, head, 4096);
+			llhttp_errno_t e = feed_body(&ps, folded[f], cut);
+			cr_expect(!(e == HPE_PAUSED && ps.h.event == HTTP1_EV_MESSAGE),
+				  "folded trailer %zu cut at %zu accepted", f, cut);
+			done(&ps);
+		}
+	}
+	/* 127 headers and 2 trailers; then 129 trailers. */
+	char *big = malloc(16384);
+	size_t n = (size_t)sprintf(big, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n");
+	for (int i = 0; i < 125; i++)
+		n += (size_t)sprintf(big + n, "X-H%d: %d\r\n", i, i);
+	sprintf(big + n, "\r\n");
+	parse(&ps, HTTP_REQUEST, big, 16384);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.h.nhdr, 127);
+	llhttp_errno_t e = feed_body(&ps, "0\r\nX-A: 1\r\nX-B: 2\r\n\r\n", 0);
+	cr_expect(e == HPE_PAUSED && ps.h.event == HTTP1_EV_MESSAGE, "2 trailers after 127 headers: %s",
+		  llhttp_errno_name(e));
+	done(&ps);
+	n = (size_t)sprintf(big, "0\r\n");
+	for (int i = 0; i < 129; i++)
+		n += (size_t)sprintf(big + n, "X-T%d: %d\r\n", i, i);
+	sprintf(big + n, "\r\n");
+	parse(&ps, HTTP_REQUEST, head, 4096);
+	e = feed_body(&ps, big, 0);
+	cr_expect_neq(e, HPE_PAUSED, "129 trailers accepted");
+	done(&ps);
+	free(big);
+}
+
+/* Connection options that do not fit the list of tokens make the head bad:
+ * the headers they name would otherwise be forwarded. */
+Test(http1, connection_options_overflow)
+{
+	char msg[2048];
+	size_t n = (size_t)sprintf(msg, "HTTP/1.1 200 OK\r\nConnection: ");
+	for (int i = 0; i < 21; i++)
+		n += (size_t)sprintf(msg + n, "x-%03d,", i);
+	n += (size_t)sprintf(msg + n, " X-Internal-Token\r\nX-Internal-Token: s\r\nContent-Length: 0\r\n\r\n");
+	struct parsed ps;
+	parse(&ps, HTTP_RESPONSE, msg, 4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.info.bad_field, 1, "an option past the list was ignored");
+	done(&ps);
+	parse(&ps, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nConnection: x-a, x-b\r\nContent-Length: 0\r\n\r\n", 4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.info.bad_field, 0);
+	done(&ps);
+}
