@@ -1062,3 +1062,25 @@ int h_accept(int l, int timeout_ms)
 	int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
+
+static uint64_t lcg_next(uint64_t *seed)
+{
+	*seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *seed >> 33;
+}
+
+void h_random_pieces(char *dst, int *n, size_t cap, uint64_t *seed, const char *const *piece,
+		     int max_pieces)
+{
+	int npiece = 0;
+	while (piece[npiece])
+		npiece++;
+	for (int k = 1 + (int)(lcg_next(seed) % (uint64_t)max_pieces); k > 0; k--) {
+		const char *p = piece[lcg_next(seed) % (uint64_t)npiece];
+		size_t l = strlen(p);
+		if ((size_t)*n + l >= cap)
+			break;
+		memcpy(dst + *n, p, l);
+		*n += (int)l;
+	}
+}

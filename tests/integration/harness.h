@@ -165,5 +165,10 @@ int h_get(struct h_resp *r, int port, const char *host, const char *target);
 uint32_t h_crc32(uint32_t crc, const void *data, size_t len);
 /* ringress-echo's generated body pattern: byte i is symbol i % 64. */
 void h_pattern(char *dst, size_t len, uint64_t offset);
+/* Appends 1 to max_pieces pieces (NULL-terminated list), picked by the
+ * generator *seed (a 64-bit LCG: runs repeat), to dst at *n, keeping below
+ * cap: the random middle of a hostile message head. */
+void h_random_pieces(char *dst, int *n, size_t cap, uint64_t *seed, const char *const *piece,
+		     int max_pieces);
 
 #endif

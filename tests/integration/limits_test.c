@@ -330,21 +330,15 @@ Test(limits, upstream_dies_mid_body)
 Test(limits, random_heads_keep_upstreams_in_step, .timeout = 60)
 {
 	int port = start(59, NULL, NULL, NULL, NULL);
-	static const char *piece[] = {"\r", "\n", "\r\n", " ", "\t", ":", "a", "X-", "0", "\r\n ",
-				      "\r\n\t", "\x01", "\x7f", "\xff", ";", ",", "\r\nX: y", "\r\n\r\n"};
-	const int npiece = (int)(sizeof(piece) / sizeof(piece[0]));
+	static const char *const piece[] = {"\r", "\n", "\r\n", " ", "\t", ":", "a", "X-", "0", "\r\n ",
+					    "\r\n\t", "\x01", "\x7f", "\xff", ";", ",", "\r\nX: y",
+					    "\r\n\r\n", NULL};
 	uint64_t seed = 7;
 	int answered = 0;
 	for (int i = 0; i < 300; i++) {
 		char req[512], want[32];
 		int n = snprintf(req, sizeof(req), "GET /f/%d HTTP/1.1\r\nHost: l.local\r\nX-A: v", i);
-		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		for (int k = 1 + (int)((seed >> 33) % 6); k > 0; k--) {
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			const char *p = piece[(seed >> 33) % (uint64_t)npiece];
-			memcpy(req + n, p, strlen(p));
-			n += (int)strlen(p);
-		}
+		h_random_pieces(req, &n, sizeof(req) - 64, &seed, piece, 6);
 		n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\nConnection: close\r\n\r\n");
 
 		struct h_conn c;

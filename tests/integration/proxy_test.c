@@ -752,6 +752,92 @@ Test(proxy, folded_response_header_502)
 	close(l);
 }
 
+/* Accepts ringress's next connection on backend listener l, reads one
+ * request head from it and checks that it starts with `line`. Returns the
+ * connection. */
+static int backend_expect_request(int l, const char *line)
+{
+	int b = h_accept(l, 3000);
+	cr_assert_geq(b, 0, "no upstream connection for \"%s\": %d", line, b);
+	char buf[2048];
+	size_t got = 0;
+	int64_t deadline = h_now_ms() + 3000;
+	while (h_now_ms() < deadline && !memmem(buf, got, "\r\n\r\n", 4) && got < sizeof(buf) - 1) {
+		ssize_t n = recv(b, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else
+			h_sleep_ms(2);
+	}
+	buf[got] = 0;
+	cr_assert(!strncmp(buf, line, strlen(line)), "upstream got \"%.60s\", want \"%s\"", buf, line);
+	return b;
+}
+
+/* Random response heads (folds, line breaks, control bytes, extra framing
+ * headers, an early blank line) never put a client connection out of step:
+ * each gets a 502 or its own response, and a clean response that follows on
+ * the same client connection arrives whole and in order. The backend closes
+ * after every response, so a head that ends early makes a body that ends
+ * with the connection. */
+Test(proxy, random_response_heads_keep_clients_in_step, .timeout = 60)
+{
+	int l = start_own_backend(46);
+	static const char *const piece[] = {"\r", "\n", "\r\n", " ", "\t", ":", "a", "X-", "\r\n ",
+					    "\r\n\t", "\x01", "\x7f", "\xff", ",", "\r\nX: y", "\r\n\r\n",
+					    "\r\nContent-Length: 3", "\r\nTransfer-Encoding: chunked", NULL};
+	uint64_t seed = 11;
+	struct h_conn c;
+	open_conn(&c, H_PORT(46, 0));
+	int answered = 0;
+	for (int i = 0; i < 120; i++) {
+		char line[64], resp[512];
+		struct h_resp r;
+		cr_assert_eq(h_conn_sendf(&c, "GET /r/%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i), 0);
+		snprintf(line, sizeof(line), "GET /r/%d ", i);
+		int b = backend_expect_request(l, line);
+		int n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nX-Seq: %d\r\nX-A: v", i);
+		h_random_pieces(resp, &n, sizeof(resp) - 64, &seed, piece, 5);
+		n += snprintf(resp + n, sizeof(resp) - (size_t)n, "\r\nContent-Length: 2\r\n\r\nok");
+		cr_assert_eq(send(b, resp, (size_t)n, MSG_NOSIGNAL), n);
+		shutdown(b, SHUT_WR);
+		int e = h_conn_response(&c, &r, false, 3000);
+		cr_assert_eq(e, 0, "response %d: none (%d):\n%.*s", i, e, n, resp);
+		if (r.status == 200) {
+			answered++;
+			const char *seq = h_header(&r, "x-seq");
+			cr_expect(seq && atoi(seq) == i, "response %d came as %s:\n%.*s", i, seq ? seq : "-", n,
+				  resp);
+		} else {
+			cr_expect_eq(r.status, 502, "response %d: status %d:\n%.*s", i, r.status, n, resp);
+		}
+		h_resp_free(&r);
+		close(b);
+		if (c.eof) { /* a body that ended with the connection */
+			h_conn_close(&c);
+			open_conn(&c, H_PORT(46, 0));
+		}
+		cr_assert_eq(h_conn_sendf(&c, "GET /check/%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i), 0);
+		snprintf(line, sizeof(line), "GET /check/%d ", i);
+		b = backend_expect_request(l, line);
+		n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nX-Seq: check-%d\r\nContent-Length: 2\r\n\r\nok", i);
+		cr_assert_eq(send(b, resp, (size_t)n, MSG_NOSIGNAL), n);
+		shutdown(b, SHUT_WR);
+		cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0, "check %d: no response", i);
+		const char *seq = h_header(&r, "x-seq");
+		char want[32];
+		snprintf(want, sizeof(want), "check-%d", i);
+		cr_expect(r.status == 200 && seq && !strcmp(seq, want) && r.body_len == 2,
+			  "after response %d the check got status %d, X-Seq %s, %zu bytes", i, r.status,
+			  seq ? seq : "-", r.body_len);
+		h_resp_free(&r);
+		close(b);
+	}
+	h_conn_close(&c);
+	close(l);
+	cr_expect_gt(answered, 10, "only %d of the random responses were valid", answered);
+}
+
 /* A request is acknowledged by its response, not by a bare ACK first
  * (delayed ACKs from the listening socket on, as HAProxy's tcp-smart-accept):
  * the client receives SYN-ACK, the response and the FIN, and no segment
