@@ -258,17 +258,6 @@ static bool elem_is(const char *e, size_t en, const char *token)
 	return en == tl && !strncasecmp(e, token, tl);
 }
 
-/* Returns true when the comma-separated list holds token (lower case). */
-static bool list_has(const char *list, size_t n, const char *token)
-{
-	const char *e;
-	size_t en;
-	while (list_next(&list, &n, &e, &en))
-		if (elem_is(e, en, token))
-			return true;
-	return false;
-}
-
 /* Character sets as 256-bit maps (one test per byte on the hot path). */
 static bool in_set(const uint64_t set[4], unsigned char c)
 {
@@ -381,8 +370,12 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 		case 't':
 			if (http1_name_is(n, nl, "transfer-encoding")) {
 				has_te = true;
-				if (list_has(v, vl, "chunked"))
-					out->chunked = 1;
+				/* Framing follows the last coding named. */
+				const char *e;
+				size_t en;
+				while (list_next(&v, &vl, &e, &en))
+					if (en)
+						out->chunked = elem_is(e, en, "chunked");
 			}
 			break;
 		case 'u':

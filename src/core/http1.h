@@ -56,7 +56,9 @@ struct http1_info {
 				  * lines (obs-fold, RFC 9112 5.2), or Connection
 				  * options beyond conn_tokens: 400 for a request,
 				  * 502 for a response */
-	uint8_t chunked;
+	uint8_t chunked;         /* the last transfer coding named is chunked
+				  * (compare llhttp's F_CHUNKED: two readings
+				  * of the framing must not both go through) */
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
 	/* Tokens of the Connection headers but close and keep-alive (lower
 	 * case, each followed by a comma). */

@@ -679,7 +679,7 @@ static int start_request(struct conn *c)
 		status = 400;
 	else if (p->http_major != 1)
 		status = p->http_major ? 505 : 400; /* HTTP/0.9 is not spoken */
-	else if (info->bad_header || info->bad_length)
+	else if (info->bad_header || info->bad_length || !info->chunked != !(p->flags & F_CHUNKED))
 		status = 400;
 	else if (p->method == HTTP_CONNECT)
 		status = 405;
@@ -977,6 +977,14 @@ static int response_head(struct conn *c, struct upstream *u)
 	int status = p->status_code;
 
 	http1_head_scan(&u->head, &u->info);
+	if (!u->info.chunked != !(p->flags & F_CHUNKED)) {
+		/* e.g. "chunked\t": llhttp reads the body to the close, a client
+		 * reading the forwarded "chunked" would stop at the first
+		 * "0\r\n\r\n" and take the rest for the next response. */
+		upstream_fail(c, 502, FAIL_INVALID,
+			      "invalid response head: a Transfer-Encoding read two ways");
+		return -1;
+	}
 	if (u->info.bad_field) {
 		/* RFC 9112 5.2: a proxy answers a folded response with 502 (or
 		 * unfolds it); forwarded, its line break would end the head

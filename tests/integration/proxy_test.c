@@ -838,6 +838,38 @@ Test(proxy, random_response_heads_keep_clients_in_step, .timeout = 60)
 	cr_expect_gt(answered, 10, "only %d of the random responses were valid", answered);
 }
 
+/* A response whose Transfer-Encoding llhttp does not read as chunked while a
+ * client would ("chunked" and a tab) gets the client a 502: forwarded, its
+ * body would go to the close while the client stopped at the first
+ * "0\r\n\r\n" and took the rest, here a whole response, for the answer
+ * to its next request. */
+Test(proxy, transfer_encoding_read_two_ways_502)
+{
+	int l = start_own_backend(47);
+	struct h_conn c;
+	open_conn(&c, H_PORT(47, 0));
+	cr_assert_eq(h_conn_sendf(&c, "GET /te HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	int b = backend_expect_request(l, "GET /te ");
+	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"
+				   "0\r\n\r\nHTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 0\r\n\r\n";
+	cr_assert_eq(send(b, resp, sizeof(resp) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(resp) - 1);
+	shutdown(b, SHUT_WR);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	cr_expect_eq(r.status, 502, "status %d", r.status);
+	h_resp_free(&r);
+	close(b);
+	const char *log = h_log_tail("ringress", 4000);
+	cr_expect_not_null(strstr(log, "Transfer-Encoding read two ways"), "no log line:\n%s", log);
+	/* The next request gets its own answer, not the smuggled one. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	b = backend_expect_request(l, "GET /next ");
+	backend_answer_ok(b, &c);
+	h_conn_close(&c);
+	close(b);
+	close(l);
+}
+
 /* A request is acknowledged by its response, not by a bare ACK first
  * (delayed ACKs from the listening socket on, as HAProxy's tcp-smart-accept):
  * the client receives SYN-ACK, the response and the FIN, and no segment

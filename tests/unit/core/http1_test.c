@@ -550,3 +550,30 @@ Test(http1, connection_options_overflow)
 	cr_expect_eq(ps.info.bad_field, 0);
 	done(&ps);
 }
+
+/* The scan's reading of Transfer-Encoding (the last coding named) agrees
+ * with llhttp's F_CHUNKED except where llhttp reads no chunked framing in
+ * a value a client would: there the proxy refuses the message. */
+Test(http1, transfer_encoding_read_one_way)
+{
+	static const struct {
+		const char *te;
+		bool differs;
+	} cases[] = {
+		{"chunked", false},       {"chunked ", false},       {" chunked", false},
+		{"Chunked", false},       {"gzip, chunked", false},  {"gzip,\tchunked", false},
+		{"chunked, gzip", false}, {"identity", false},       {"chunked\t", true},
+		{"chunked,", true},       {"chunked, ", true},
+	};
+	char msg[256];
+	struct parsed ps;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(msg, sizeof(msg), "HTTP/1.1 200 OK\r\nTransfer-Encoding: %s\r\n\r\n", cases[i].te);
+		parse(&ps, HTTP_RESPONSE, msg, 4096);
+		cr_assert_eq(ps.err, HPE_PAUSED, "[%s]: %s", cases[i].te, llhttp_errno_name(ps.err));
+		bool differs = !ps.info.chunked != !(ps.p.flags & F_CHUNKED);
+		cr_expect_eq(differs, cases[i].differs, "[%s]: scan %d, llhttp %d", cases[i].te,
+			     ps.info.chunked, !!(ps.p.flags & F_CHUNKED));
+		done(&ps);
+	}
+}
