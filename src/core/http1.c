@@ -369,13 +369,20 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 			break;
 		case 't':
 			if (http1_name_is(n, nl, "transfer-encoding")) {
+				/* Framing follows the last coding named. One header
+				 * with no empty coding: a next hop that reads only
+				 * the first or the last line, or an empty one as
+				 * none, must not frame the body otherwise. */
+				if (has_te)
+					out->bad_length = 1;
 				has_te = true;
-				/* Framing follows the last coding named. */
 				const char *e;
 				size_t en;
-				while (list_next(&v, &vl, &e, &en))
-					if (en)
-						out->chunked = elem_is(e, en, "chunked");
+				while (list_next(&v, &vl, &e, &en)) {
+					if (!en)
+						out->bad_length = 1;
+					out->chunked = elem_is(e, en, "chunked");
+				}
 			}
 			break;
 		case 'u':

@@ -50,7 +50,9 @@ struct http1_info {
 	int request_id; /* index of X-Request-ID or -1 */
 	uint8_t expect_continue; /* "Expect: 100-continue" */
 	uint8_t bad_expect;      /* another Expect value: 417 */
-	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, or differing values */
+	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, differing
+				  * values, or Transfer-Encoding in several headers or
+				  * with an empty coding */
 	uint8_t bad_header;      /* bad_field, two Hosts, or a bad Host value */
 	uint8_t bad_field;       /* a name that is not a token, a value folded over
 				  * lines (obs-fold, RFC 9112 5.2), or Connection

@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -977,12 +978,13 @@ static int response_head(struct conn *c, struct upstream *u)
 	int status = p->status_code;
 
 	http1_head_scan(&u->head, &u->info);
-	if (!u->info.chunked != !(p->flags & F_CHUNKED)) {
+	if (!u->info.chunked != !(p->flags & F_CHUNKED) || u->info.bad_length) {
 		/* e.g. "chunked\t": llhttp reads the body to the close, a client
 		 * reading the forwarded "chunked" would stop at the first
 		 * "0\r\n\r\n" and take the rest for the next response. */
 		upstream_fail(c, 502, FAIL_INVALID,
-			      "invalid response head: a Transfer-Encoding read two ways");
+			      "invalid response head: a Transfer-Encoding read two ways, or in "
+			      "several headers or with empty codings");
 		return -1;
 	}
 	if (u->info.bad_field) {
@@ -1029,9 +1031,12 @@ static int response_head(struct conn *c, struct upstream *u)
 	replay_release(c);
 	if (c->flags & C_F_UPGRADE)
 		c->flags |= C_F_CLOSE_AFTER; /* refused upgrade: the parser cannot go on */
-	if (c->flags & C_F_HEAD)
+	/* No body, whatever the head says (RFC 9112 6.3): llhttp 8 reads one
+	 * after a 204 or 304 unless told, and a client would take it for the
+	 * next response. */
+	if ((c->flags & C_F_HEAD) || status == 204 || status == 304)
 		p->flags |= F_SKIPBODY;
-	bool dechunk = (c->flags & C_F_HTTP10) && (p->flags & F_CHUNKED) && !(c->flags & C_F_HEAD);
+	bool dechunk = (c->flags & C_F_HTTP10) && (p->flags & F_CHUNKED) && !(p->flags & F_SKIPBODY);
 	if (dechunk) {
 		c->flags |= C_F_DECHUNK;
 		c->flags |= C_F_CLOSE_AFTER;
@@ -1058,10 +1063,15 @@ static int response_head(struct conn *c, struct upstream *u)
 	stream_tx_push_heap(&c->s, buf, (uint32_t)n, got);
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
-	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE)
-		c->rs = RS_DONE;
-	else
+	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE) {
+		/* A message without a body: the connection goes back to the
+		 * pool, unless bytes came after the head. */
+		response_done(c, u);
+		if (!stream_rx_empty(&u->s))
+			u->reusable = false;
+	} else {
 		upstream_body_mode(u, false);
+	}
 	if (c->rs == RS_BODY && !c->s.tls && splice_wanted(sh, p, c->flags & C_F_HEAD) && !dechunk) {
 		/* (Never under TLS: the bytes must be encrypted on the way.) */
 		c->flags |= C_F_SPLICE_PENDING;
@@ -1091,6 +1101,12 @@ static bool response_splice(struct conn *c, struct upstream *u)
 		c->flags &= ~C_F_SPLICE_PENDING;
 		u->s.flags &= (uint16_t)~ST_F_RX_PAUSED;
 		response_done(c, u);
+		/* The splice read exactly the body: bytes after it wait in the
+		 * socket, where the pool's check of the receive queue does
+		 * not see them. */
+		int pending = 0;
+		if (ioctl(u->s.fd, FIONREAD, &pending) < 0 || pending > 0)
+			u->reusable = false;
 		return false;
 	}
 	if (!(c->flags & C_F_SPLICE_PENDING) || c->rs != RS_BODY)

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -774,6 +775,19 @@ static int backend_expect_request(int l, const char *line)
 	return b;
 }
 
+/* Sends GET target on client connection c, takes the request on a new
+ * upstream connection from l and answers it with the raw bytes resp (len);
+ * returns that connection. */
+static int exchange_on_new(int l, struct h_conn *c, const char *target, const char *resp, size_t len)
+{
+	char line[256];
+	cr_assert_eq(h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: p.local\r\n\r\n", target), 0);
+	snprintf(line, sizeof(line), "GET %s ", target);
+	int b = backend_expect_request(l, line);
+	cr_assert_eq(send(b, resp, len, MSG_NOSIGNAL), (ssize_t)len);
+	return b;
+}
+
 /* Random response heads (folds, line breaks, control bytes, extra framing
  * headers, an early blank line) never put a client connection out of step:
  * each gets a 502 or its own response, and a clean response that follows on
@@ -848,11 +862,9 @@ Test(proxy, transfer_encoding_read_two_ways_502)
 	int l = start_own_backend(47);
 	struct h_conn c;
 	open_conn(&c, H_PORT(47, 0));
-	cr_assert_eq(h_conn_sendf(&c, "GET /te HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	int b = backend_expect_request(l, "GET /te ");
 	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"
 				   "0\r\n\r\nHTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 0\r\n\r\n";
-	cr_assert_eq(send(b, resp, sizeof(resp) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(resp) - 1);
+	int b = exchange_on_new(l, &c, "/te", resp, sizeof(resp) - 1);
 	shutdown(b, SHUT_WR);
 	struct h_resp r;
 	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
@@ -867,6 +879,105 @@ Test(proxy, transfer_encoding_read_two_ways_502)
 	backend_answer_ok(b, &c);
 	h_conn_close(&c);
 	close(b);
+	close(l);
+}
+
+/* A 204 or a 304 has no body whatever its head says (RFC 9112 6.3): bytes
+ * after a 204 that claims a length never reach the client (they would be
+ * taken for the next response) and the upstream connection is not reused;
+ * a 304 with the representation's Content-Length and no body ends at its
+ * head and its connection is reused. */
+Test(proxy, no_body_after_204_or_304)
+{
+	int l = start_own_backend(48);
+	struct h_conn c;
+	struct h_resp r;
+	open_conn(&c, H_PORT(48, 0));
+	static const char inject[] = "HTTP/1.1 204 No Content\r\nContent-Length: 59\r\n\r\n"
+				     "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Injected: yes\r\n\r\nEVIL";
+	int b = exchange_on_new(l, &c, "/a", inject, sizeof(inject) - 1);
+	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	cr_expect_eq(r.status, 204);
+	h_resp_free(&r);
+	/* The next request goes on a new upstream connection and gets its own
+	 * answer. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /b HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	int b2 = backend_expect_request(l, "GET /b ");
+	backend_answer_ok(b2, &c);
+	close(b);
+	/* A 304 with a Content-Length and no body; its connection is reused. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /c HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	backend_read_request(b2, 0);
+	static const char not_modified[] = "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n";
+	cr_assert_eq(send(b2, not_modified, sizeof(not_modified) - 1, MSG_NOSIGNAL),
+		     (ssize_t)sizeof(not_modified) - 1);
+	cr_assert_eq(h_conn_response(&c, &r, true, 3000), 0);
+	cr_expect_eq(r.status, 304);
+	h_resp_free(&r);
+	cr_assert_eq(h_conn_sendf(&c, "GET /d HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	backend_read_request(b2, 0);
+	backend_answer_ok(b2, &c);
+	h_conn_close(&c);
+	close(b2);
+	close(l);
+}
+
+struct late_body {
+	int b;
+	size_t len;
+	char *bytes;
+};
+
+static void *send_late_body(void *arg)
+{
+	struct late_body *lb = arg;
+	h_sleep_ms(100); /* ringress has the head and moves to splicing */
+	size_t off = 0;
+	while (off < lb->len) {
+		ssize_t n = send(lb->b, lb->bytes + off, lb->len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	return NULL;
+}
+
+/* A spliced body reads exactly its Content-Length from the socket: bytes
+ * after it stay in the kernel, out of sight of the pool's check, and the
+ * connection must not be reused (the pipelined next request would get
+ * them for its response). */
+Test(proxy, bytes_after_spliced_body_not_reused)
+{
+	int l = start_own_backend(49);
+	struct h_conn c;
+	struct h_resp r;
+	open_conn(&c, H_PORT(49, 0));
+	/* Pipelined: /next waits for the connection /big is on. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /big HTTP/1.1\r\nHost: p.local\r\n\r\n"
+				      "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"),
+		     0);
+	int b = backend_expect_request(l, "GET /big ");
+	enum { BODY = 1 << 20 };
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
+	static const char poison[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Poison: yes\r\n\r\nPOISON";
+	cr_assert_eq(send(b, head, sizeof(head) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(head) - 1);
+	struct late_body lb = {.b = b, .len = BODY + sizeof(poison) - 1};
+	lb.bytes = malloc(lb.len);
+	memset(lb.bytes, 'b', BODY);
+	memcpy(lb.bytes + BODY, poison, sizeof(poison) - 1);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, send_late_body, &lb), 0);
+	cr_assert_eq(h_conn_response(&c, &r, false, 5000), 0);
+	pthread_join(t, NULL);
+	free(lb.bytes);
+	cr_expect_eq(r.status, 200);
+	cr_expect_eq(r.body_len, BODY);
+	h_resp_free(&r);
+	int b2 = backend_expect_request(l, "GET /next ");
+	backend_answer_ok(b2, &c);
+	h_conn_close(&c);
+	close(b);
+	close(b2);
 	close(l);
 }
 
