@@ -141,7 +141,51 @@ static int on_message_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct http1_head *h = p->data;
-	return h->on_body ? h->on_body(h->user, at, len) : 0;
+	return h->on_body ? h->on_body(h->user, HTTP1_BODY_DATA, at, len) : 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+	struct http1_head *h = p->data;
+	return h->on_body ? h->on_body(h->user, HTTP1_BODY_CHUNK, NULL, (size_t)p->content_length)
+			  : 0;
+}
+
+static int on_chunk_complete(llhttp_t *p)
+{
+	struct http1_head *h = p->data;
+	return h->on_body ? h->on_body(h->user, HTTP1_BODY_CHUNK_END, NULL,
+				       (p->flags & F_TRAILING) ? 1 : 0)
+			  : 0;
+}
+
+int http1_body_out_put(struct http1_body_out *o, enum http1_body_ev ev, const char *at, size_t len)
+{
+	char size_line[24];
+	const char *s = at;
+	size_t n = len;
+
+	if (o->plain && ev != HTTP1_BODY_DATA)
+		return 0;
+	switch (ev) {
+	case HTTP1_BODY_DATA:
+		break;
+	case HTTP1_BODY_CHUNK:
+		if (!len)
+			return 0; /* the last chunk is written when it ends */
+		n = (size_t)snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+		s = size_line;
+		break;
+	case HTTP1_BODY_CHUNK_END:
+		s = len ? "0\r\n\r\n" : "\r\n";
+		n = strlen(s);
+		break;
+	}
+	if (o->len + n > o->cap)
+		return -1;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	return 0;
 }
 
 void http1_settings_init(llhttp_settings_t *s)
@@ -150,6 +194,8 @@ void http1_settings_init(llhttp_settings_t *s)
 	s->on_headers_complete = on_headers_complete;
 	s->on_message_complete = on_message_complete;
 	s->on_body = on_body;
+	s->on_chunk_header = on_chunk_header;
+	s->on_chunk_complete = on_chunk_complete;
 	s->on_url = on_url;
 	s->on_status = on_status;
 	s->on_header_field = on_header_field;

@@ -19,6 +19,13 @@ struct http1_header {
 	struct http1_span name, value;
 };
 
+/* What the body hook of a head receives while a body is parsed. */
+enum http1_body_ev {
+	HTTP1_BODY_DATA,      /* at, len: body bytes (without chunk framing) */
+	HTTP1_BODY_CHUNK,     /* len: the size of a chunk that begins (0: the last) */
+	HTTP1_BODY_CHUNK_END, /* a chunk ended; len is 1 for the last (after its trailers) */
+};
+
 /* A message head copied into one buffer; spans are offsets into buf. */
 struct http1_head {
 	char *buf;
@@ -36,8 +43,8 @@ struct http1_head {
 	uint8_t in_body;
 	uint8_t tv_at_end;  /* the last trailer value piece ended its input */
 	uint16_t ntrailers;
-	/* Optional: receives body bytes (de-chunked) while parsing. */
-	int (*on_body)(void *user, const char *at, size_t len);
+	/* Optional: receives the body while parsing; non-zero fails the parse. */
+	int (*on_body)(void *user, enum http1_body_ev ev, const char *at, size_t len);
 	void *user;
 	uint16_t hdr_cap;
 	uint32_t tv_call;   /* the http1_execute_body call of that piece */
@@ -82,6 +89,23 @@ void http1_head_reset(struct http1_head *h);
  * body are checked for folds there, which needs to know where each call's
  * input starts and ends. A folded trailer fails the parse (HPE_USER). */
 llhttp_errno_t http1_execute_body(llhttp_t *p, const char *data, size_t len);
+
+/* A body written out again from what llhttp read of it: de-chunked
+ * (plain), or chunked in canonical framing ("%x\r\n" data "\r\n" ...
+ * "0\r\n\r\n": no extensions, no trailers). Forwarding chunked bytes as
+ * received would pass on framing llhttp 8 reads leniently (it does not check
+ * the two bytes after a chunk's data, nor the byte after a CR that ends a
+ * size line) and a next hop may read otherwise. */
+struct http1_body_out {
+	char *buf;
+	size_t len, cap;
+	bool plain;
+};
+
+/* Appends what ev means to o. Returns 0, or -1 when o is full. For one
+ * input of n bytes, n + HTTP1_RECHUNK_SLACK bytes always suffice. */
+int http1_body_out_put(struct http1_body_out *o, enum http1_body_ev ev, const char *at, size_t len);
+#define HTTP1_RECHUNK_SLACK 64
 
 /* Releases h's buffer. */
 void http1_head_free(struct http1_head *h);

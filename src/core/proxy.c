@@ -792,10 +792,63 @@ static int start_request(struct conn *c)
 	return 0;
 }
 
-static int count_body(void *user, const char *at, size_t len)
+/* What the parse of one received chunk of a body produces: the request's
+ * body bytes counted (count), and unless the body is forwarded as received,
+ * the bytes to forward instead (out: chunked bodies re-encoded, or
+ * de-chunked for an HTTP/1.0 client). */
+struct body_sink {
+	struct conn *count;
+	struct http1_body_out out;
+};
+
+static int body_event(void *user, enum http1_body_ev ev, const char *at, size_t len)
 {
-	(void)at;
-	((struct conn *)user)->body_bytes += len;
+	struct body_sink *b = user;
+	if (ev == HTTP1_BODY_DATA && b->count)
+		b->count->body_bytes += len;
+	return b->out.buf ? http1_body_out_put(&b->out, ev, at, len) : 0;
+}
+
+/* Parses the received chunk data (len bytes) of the body of the message
+ * head h / p, and forwards it on to: as received (a buffer reference,
+ * zero-copy) for a Content-Length body, re-encoded in canonical chunked
+ * framing for a chunked one, de-chunked when plain is set. Returns the
+ * parse's result and the bytes it used (*used), or -1 with nothing
+ * forwarded when the parse failed or memory ran out. */
+static int body_forward(struct stream *to, llhttp_t *p, struct http1_head *h, struct conn *count,
+			char *data, uint32_t len, int bid, bool plain, llhttp_errno_t *err,
+			uint32_t *used)
+{
+	struct body_sink b = {.count = count, .out = {.plain = plain}};
+	if (plain || (p->flags & F_CHUNKED)) {
+		b.out.cap = (size_t)len + HTTP1_RECHUNK_SLACK;
+		b.out.buf = malloc(b.out.cap);
+		if (!b.out.buf) {
+			*err = HPE_OK; /* not the parse */
+			return -1;
+		}
+	}
+	h->event = HTTP1_EV_NONE;
+	h->on_body = body_event;
+	h->user = &b;
+	*err = http1_execute_body(p, data, len);
+	h->on_body = NULL;
+	if (*err == HPE_OK) {
+		*used = len;
+	} else if (*err == HPE_PAUSED && h->event == HTTP1_EV_MESSAGE) {
+		*used = (uint32_t)(llhttp_get_error_pos(p) - data);
+	} else {
+		free(b.out.buf);
+		return -1;
+	}
+	if (b.out.buf) {
+		if (b.out.len)
+			stream_tx_push(to, b.out.buf, (uint32_t)b.out.len, -1, b.out.buf);
+		else
+			free(b.out.buf);
+	} else if (*used) {
+		stream_tx_push(to, data, *used, bid, NULL);
+	}
 	return 0;
 }
 
@@ -814,8 +867,9 @@ static void replay_keep(struct conn *c, char *data, uint32_t len, uint16_t bid)
 	c->replay[c->nreplay++] = (struct replay_item){.base = data, .len = len, .bid = bid};
 }
 
-/* Streams request body bytes from the client to the upstream as received,
- * framing included; stops at the end of the message. */
+/* Streams the request body from the client to the upstream (as received
+ * with a Content-Length, re-encoded when chunked: body_forward); stops at
+ * the end of the message. */
 static void pump_request(struct conn *c)
 {
 	struct shard *sh = c->s.sh;
@@ -842,17 +896,11 @@ static void pump_request(struct conn *c)
 			return;
 		struct rxchunk *ch = stream_rx_front(&c->s);
 		char *data = stream_chunk_data(&c->s, ch);
-		c->head.event = HTTP1_EV_NONE;
-		c->head.on_body = count_body;
-		c->head.user = c;
-		llhttp_errno_t err = http1_execute_body(&c->parser, data, ch->len);
-		c->head.on_body = NULL;
+		bool chunked = c->parser.flags & F_CHUNKED;
+		llhttp_errno_t err;
 		uint32_t used;
-		if (err == HPE_OK)
-			used = ch->len;
-		else if (err == HPE_PAUSED && c->head.event == HTTP1_EV_MESSAGE)
-			used = (uint32_t)(llhttp_get_error_pos(&c->parser) - data);
-		else
+		if (body_forward(&u->s, &c->parser, &c->head, c, data, ch->len, ch->bid, false, &err,
+				 &used) < 0)
 			goto bad;
 		if (sh->cfg->proxy_body_size && c->body_bytes > sh->cfg->proxy_body_size) {
 			/* Only a chunked body gets here: a Content-Length is checked
@@ -864,9 +912,12 @@ static void pump_request(struct conn *c)
 				stream_close(&c->s);
 			return;
 		}
-		if (used) {
-			stream_tx_push(&u->s, data, used, ch->bid, NULL);
+		if (used && !chunked) {
 			replay_keep(c, data, used, ch->bid);
+		} else if (used) {
+			/* A re-encoded body is not kept for a replay. */
+			replay_release(c);
+			c->flags &= ~C_F_REPLAYABLE;
 		}
 		stream_rx_consume(&c->s, used);
 		if (err == HPE_PAUSED) {
@@ -880,7 +931,8 @@ static void pump_request(struct conn *c)
 	}
 	return;
 bad:
-	log_debug("proxy", "malformed request body: %s", llhttp_get_error_reason(&c->parser));
+	log_debug("proxy", "malformed request body: %s",
+		  llhttp_get_errno(&c->parser) ? llhttp_get_error_reason(&c->parser) : "out of memory");
 	upstream_detach_close(c);
 	if (!(c->flags & C_F_SENT))
 		respond_local(c, 400, true);
@@ -889,21 +941,6 @@ bad:
 }
 
 /* ---- response side ---- */
-
-/* De-chunking for HTTP/1.0 clients: body bytes are copied into one block
- * per received chunk. */
-struct dechunk {
-	char *buf;
-	uint32_t len;
-};
-
-static int dechunk_body(void *user, const char *at, size_t len)
-{
-	struct dechunk *d = user;
-	memcpy(d->buf + d->len, at, len);
-	d->len += (uint32_t)len;
-	return 0;
-}
 
 /* 101 Switching Protocols to an upgrade request: the response head goes to
  * the client and both directions become a raw tunnel, idle-bounded by the
@@ -1162,38 +1199,15 @@ static void pump_response(struct conn *c)
 		}
 		struct rxchunk *ch = stream_rx_front(&u->s);
 		char *data = stream_chunk_data(&u->s, ch);
-		struct dechunk d = {0};
-		if (c->flags & C_F_DECHUNK) {
-			d.buf = malloc(ch->len);
-			if (!d.buf) {
-				conn_abort(c);
-				return;
-			}
-			u->head.on_body = dechunk_body;
-			u->head.user = &d;
-		}
-		u->head.event = HTTP1_EV_NONE;
-		llhttp_errno_t err = http1_execute_body(&u->parser, data, ch->len);
-		u->head.on_body = NULL;
+		llhttp_errno_t err;
 		uint32_t used;
-		if (err == HPE_OK) {
-			used = ch->len;
-		} else if (err == HPE_PAUSED && u->head.event == HTTP1_EV_MESSAGE) {
-			used = (uint32_t)(llhttp_get_error_pos(&u->parser) - data);
-		} else {
-			free(d.buf);
+		if (body_forward(&c->s, &u->parser, &u->head, NULL, data, ch->len, ch->bid,
+				 c->flags & C_F_DECHUNK, &err, &used) < 0) {
 			log_warn("proxy", "upstream %s of %s: invalid response body: %s", u->ep.text,
-				 c->backend->name, llhttp_get_error_reason(&u->parser));
+				 c->backend->name,
+				 err ? llhttp_get_error_reason(&u->parser) : "out of memory");
 			conn_abort(c);
 			return;
-		}
-		if (d.buf) {
-			if (d.len)
-				stream_tx_push(&c->s, d.buf, d.len, -1, d.buf);
-			else
-				free(d.buf);
-		} else if (used) {
-			stream_tx_push(&c->s, data, used, ch->bid, NULL);
 		}
 		stream_rx_consume(&u->s, used);
 		if (err == HPE_PAUSED) {
