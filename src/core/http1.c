@@ -99,8 +99,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 		/* A trailer value comes in one piece per call, unless llhttp
 		 * skipped a line break (a fold) or the input ended inside it
 		 * (then it goes on at the start of a later call). Trailers are
-		 * forwarded as received: refuse the fold rather than leave its
-		 * reading to the next hop. */
+		 * not forwarded (chunked bodies are re-encoded without them),
+		 * but a fold still marks a message no strict parser accepts. */
 		bool goes_on = h->tv_call != body_call && h->tv_at_end && at == body_start;
 		if (h->last == 2 && !goes_on) {
 			h->folded = 1;

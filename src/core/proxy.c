@@ -480,7 +480,11 @@ static int upstream_attach(struct conn *c, int same, bool flush)
 	}
 	const struct snap_endpoint *ep = &b->endpoints[e];
 	uint32_t hash = ep_hash(ep);
-	struct upstream *u = same >= 0 ? NULL : pool_take(sh, ep, hash);
+	/* A chunked request body is re-encoded as it streams and not kept for
+	 * a replay: it takes a fresh connection, which cannot turn out to be
+	 * one the upstream closed while it idled. */
+	bool fresh = same >= 0 || (c->parser.flags & F_CHUNKED);
+	struct upstream *u = fresh ? NULL : pool_take(sh, ep, hash);
 
 	if (u) {
 		u->reused = true;
@@ -841,13 +845,18 @@ static int body_forward(struct stream *to, llhttp_t *p, struct http1_head *h, st
 		free(b.out.buf);
 		return -1;
 	}
+	int r = 0;
 	if (b.out.buf) {
 		if (b.out.len)
-			stream_tx_push(to, b.out.buf, (uint32_t)b.out.len, -1, b.out.buf);
+			r = stream_tx_push(to, b.out.buf, (uint32_t)b.out.len, -1, b.out.buf);
 		else
 			free(b.out.buf);
 	} else if (*used) {
-		stream_tx_push(to, data, *used, bid, NULL);
+		r = stream_tx_push(to, data, *used, bid, NULL);
+	}
+	if (r < 0) {
+		*err = HPE_OK; /* not the parse: a piece of the body is lost */
+		return -1;
 	}
 	return 0;
 }
@@ -874,6 +883,7 @@ static void pump_request(struct conn *c)
 {
 	struct shard *sh = c->s.sh;
 	struct upstream *u = c->up;
+	llhttp_errno_t err = HPE_USER; /* HPE_OK at bad: out of memory */
 
 	if (!(c->flags & C_F_KICKED)) {
 		c->flags |= C_F_KICKED;
@@ -897,7 +907,6 @@ static void pump_request(struct conn *c)
 		struct rxchunk *ch = stream_rx_front(&c->s);
 		char *data = stream_chunk_data(&c->s, ch);
 		bool chunked = c->parser.flags & F_CHUNKED;
-		llhttp_errno_t err;
 		uint32_t used;
 		if (body_forward(&u->s, &c->parser, &c->head, c, data, ch->len, ch->bid, false, &err,
 				 &used) < 0)
@@ -931,11 +940,13 @@ static void pump_request(struct conn *c)
 	}
 	return;
 bad:
-	log_debug("proxy", "malformed request body: %s",
-		  llhttp_get_errno(&c->parser) ? llhttp_get_error_reason(&c->parser) : "out of memory");
+	if (err == HPE_OK)
+		log_warn("proxy", "request body: out of memory");
+	else
+		log_debug("proxy", "malformed request body: %s", llhttp_get_error_reason(&c->parser));
 	upstream_detach_close(c);
 	if (!(c->flags & C_F_SENT))
-		respond_local(c, 400, true);
+		respond_local(c, err == HPE_OK ? 503 : 400, true);
 	else
 		stream_close(&c->s);
 }
@@ -1054,6 +1065,7 @@ static int response_head(struct conn *c, struct upstream *u)
 			}
 			stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
 		}
+		p->flags |= F_SKIPBODY; /* whatever framing headers it has */
 		parser_kick(p, &u->head); /* the 1xx message ends with its head */
 		http1_head_reset(&u->head);
 		return 0;
@@ -1100,11 +1112,16 @@ static int response_head(struct conn *c, struct upstream *u)
 	stream_tx_push_heap(&c->s, buf, (uint32_t)n, got);
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
+	/* Framing the head declares, whether or not a body follows. */
+	bool declared = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE) {
 		/* A message without a body: the connection goes back to the
-		 * pool, unless bytes came after the head. */
+		 * pool, unless its head declared one (a HEAD response, or a
+		 * 204/304 with a length: an upstream that sends that body
+		 * anyway, even later, would answer the next request with it)
+		 * or bytes came after the head. */
 		response_done(c, u);
-		if (!stream_rx_empty(&u->s))
+		if (declared || !stream_rx_empty(&u->s))
 			u->reusable = false;
 	} else {
 		upstream_body_mode(u, false);

@@ -592,6 +592,14 @@ static int start_own_backend(int idx)
 	return l;
 }
 
+/* start_own_backend(idx), plus a client connection c to ringress. */
+static int own_backend_and_client(int idx, struct h_conn *c)
+{
+	int l = start_own_backend(idx);
+	open_conn(c, H_PORT(idx, 0));
+	return l;
+}
+
 /* Reads one request with a body of body bytes from backend socket b. */
 static void backend_read_request(int b, size_t body)
 {
@@ -646,9 +654,8 @@ static unsigned data_segments_in(int fd)
  * by the test, receives the whole request as one data segment. */
 Test(proxy, small_body_sent_with_the_head)
 {
-	int l = start_own_backend(42);
 	struct h_conn c;
-	open_conn(&c, H_PORT(42, 0));
+	int l = own_backend_and_client(42, &c);
 	char req[1400];
 	int hl = snprintf(req, sizeof(req), "POST /up HTTP/1.1\r\nHost: p.local\r\nContent-Length: 1000\r\n\r\n");
 	memset(req + hl, 'b', 1000);
@@ -718,9 +725,8 @@ Test(proxy, pooled_upstream_sees_close_after_large_response)
  * upstream is closed, and the next request is served. */
 Test(proxy, folded_response_header_502)
 {
-	int l = start_own_backend(45);
 	struct h_conn c;
-	open_conn(&c, H_PORT(45, 0));
+	int l = own_backend_and_client(45, &c);
 	cr_assert_eq(h_conn_sendf(&c, "GET /fold HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
 	int b = h_accept(l, 3000);
 	cr_assert_geq(b, 0, "ringress did not connect to the backend: %d", b);
@@ -776,15 +782,42 @@ static int backend_expect_request(int l, const char *line)
 }
 
 /* Sends GET target on client connection c, takes the request on a new
- * upstream connection from l and answers it with the raw bytes resp (len);
- * returns that connection. */
-static int exchange_on_new(int l, struct h_conn *c, const char *target, const char *resp, size_t len)
+ * upstream connection from l, answers it with the raw bytes resp and reads
+ * the client's response into r (head: a response to HEAD, without body
+ * bytes); returns the upstream connection. */
+static int exchange_on_new(int l, struct h_conn *c, const char *target, const char *resp,
+			   struct h_resp *r, bool head)
 {
 	char line[256];
 	cr_assert_eq(h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: p.local\r\n\r\n", target), 0);
 	snprintf(line, sizeof(line), "GET %s ", target);
 	int b = backend_expect_request(l, line);
+	size_t len = strlen(resp);
 	cr_assert_eq(send(b, resp, len, MSG_NOSIGNAL), (ssize_t)len);
+	cr_assert_eq(h_conn_response(c, r, head, 3000), 0, "%s: no response", target);
+	return b;
+}
+
+/* Pipelines two requests ("METHOD /target" each) on c and takes the first
+ * on a new upstream connection from l; returns that connection. */
+static int pipeline_two(int l, struct h_conn *c, const char *first, const char *second)
+{
+	char line[256];
+	cr_assert_eq(h_conn_sendf(c, "%s HTTP/1.1\r\nHost: p.local\r\n\r\n%s HTTP/1.1\r\nHost: p.local\r\n\r\n",
+				  first, second),
+		     0);
+	snprintf(line, sizeof(line), "%s ", first);
+	return backend_expect_request(l, line);
+}
+
+/* Sends GET target on c and expects it on a new upstream connection from
+ * l, answered "200 ok"; returns that connection. */
+static int get_on_new_ok(int l, struct h_conn *c, const char *target)
+{
+	struct h_resp r;
+	int b = exchange_on_new(l, c, target, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &r, false);
+	cr_expect_eq(r.status, 200, "%s: status %d", target, r.status);
+	h_resp_free(&r);
 	return b;
 }
 
@@ -859,15 +892,12 @@ Test(proxy, random_response_heads_keep_clients_in_step, .timeout = 60)
  * to its next request. */
 Test(proxy, transfer_encoding_read_two_ways_502)
 {
-	int l = start_own_backend(47);
 	struct h_conn c;
-	open_conn(&c, H_PORT(47, 0));
+	int l = own_backend_and_client(47, &c);
 	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n"
 				   "0\r\n\r\nHTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 0\r\n\r\n";
-	int b = exchange_on_new(l, &c, "/te", resp, sizeof(resp) - 1);
-	shutdown(b, SHUT_WR);
 	struct h_resp r;
-	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	int b = exchange_on_new(l, &c, "/te", resp, &r, false);
 	cr_expect_eq(r.status, 502, "status %d", r.status);
 	h_resp_free(&r);
 	close(b);
@@ -884,41 +914,36 @@ Test(proxy, transfer_encoding_read_two_ways_502)
 
 /* A 204 or a 304 has no body whatever its head says (RFC 9112 6.3): bytes
  * after a 204 that claims a length never reach the client (they would be
- * taken for the next response) and the upstream connection is not reused;
- * a 304 with the representation's Content-Length and no body ends at its
- * head and its connection is reused. */
+ * taken for the next response); a 304 with the representation's
+ * Content-Length and no body ends at its head (no wait for 1234 bytes).
+ * Either connection is left out of the pool, as its head declared a body;
+ * a 304 without a length goes back to the pool. */
 Test(proxy, no_body_after_204_or_304)
 {
-	int l = start_own_backend(48);
 	struct h_conn c;
 	struct h_resp r;
-	open_conn(&c, H_PORT(48, 0));
+	int l = own_backend_and_client(48, &c);
 	static const char inject[] = "HTTP/1.1 204 No Content\r\nContent-Length: 59\r\n\r\n"
 				     "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Injected: yes\r\n\r\nEVIL";
-	int b = exchange_on_new(l, &c, "/a", inject, sizeof(inject) - 1);
-	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	int b = exchange_on_new(l, &c, "/a", inject, &r, false);
 	cr_expect_eq(r.status, 204);
 	h_resp_free(&r);
-	/* The next request goes on a new upstream connection and gets its own
-	 * answer. */
-	cr_assert_eq(h_conn_sendf(&c, "GET /b HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	int b2 = backend_expect_request(l, "GET /b ");
-	backend_answer_ok(b2, &c);
 	close(b);
-	/* A 304 with a Content-Length and no body; its connection is reused. */
-	cr_assert_eq(h_conn_sendf(&c, "GET /c HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	backend_read_request(b2, 0);
 	static const char not_modified[] = "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n";
-	cr_assert_eq(send(b2, not_modified, sizeof(not_modified) - 1, MSG_NOSIGNAL),
-		     (ssize_t)sizeof(not_modified) - 1);
-	cr_assert_eq(h_conn_response(&c, &r, true, 3000), 0);
+	b = exchange_on_new(l, &c, "/c", not_modified, &r, true);
 	cr_expect_eq(r.status, 304);
 	h_resp_free(&r);
-	cr_assert_eq(h_conn_sendf(&c, "GET /d HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	backend_read_request(b2, 0);
-	backend_answer_ok(b2, &c);
+	close(b);
+	static const char bare[] = "HTTP/1.1 304 Not Modified\r\n\r\n";
+	b = exchange_on_new(l, &c, "/d", bare, &r, true);
+	cr_expect_eq(r.status, 304);
+	h_resp_free(&r);
+	/* Pooled: the next request comes on the same connection. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /e HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	backend_read_request(b, 0);
+	backend_answer_ok(b, &c);
 	h_conn_close(&c);
-	close(b2);
+	close(b);
 	close(l);
 }
 
@@ -948,15 +973,11 @@ static void *send_late_body(void *arg)
  * them for its response). */
 Test(proxy, bytes_after_spliced_body_not_reused)
 {
-	int l = start_own_backend(49);
 	struct h_conn c;
 	struct h_resp r;
-	open_conn(&c, H_PORT(49, 0));
+	int l = own_backend_and_client(49, &c);
 	/* Pipelined: /next waits for the connection /big is on. */
-	cr_assert_eq(h_conn_sendf(&c, "GET /big HTTP/1.1\r\nHost: p.local\r\n\r\n"
-				      "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"),
-		     0);
-	int b = backend_expect_request(l, "GET /big ");
+	int b = pipeline_two(l, &c, "GET /big", "GET /next");
 	enum { BODY = 1 << 20 };
 	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n";
 	static const char poison[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Poison: yes\r\n\r\nPOISON";
@@ -1012,9 +1033,8 @@ static const char *backend_body_after_head(int b, size_t want)
  * by a smuggled POST /admin. Responses likewise towards the client. */
 Test(proxy, chunked_bodies_reencoded)
 {
-	int l = start_own_backend(50);
 	struct h_conn c;
-	open_conn(&c, H_PORT(50, 0));
+	int l = own_backend_and_client(50, &c);
 	static const char smuggle[] =
 		"POST /public HTTP/1.1\r\nHost: p.local\r\nTransfer-Encoding: chunked\r\n\r\n"
 		"5\rXAAAAA\r\n43\r\nx\r\n0\r\n\r\nPOST /admin HTTP/1.1\r\nHost: internal\r\n"
@@ -1047,6 +1067,73 @@ Test(proxy, chunked_bodies_reencoded)
 		  "the client got the body as sent: [%.*s]", (int)bl, body);
 	h_conn_close(&c);
 	close(b);
+	close(l);
+}
+
+/* A 1xx has no body whatever framing headers it carries: the final
+ * response after it is read as such, not eaten as the 1xx's body. */
+Test(proxy, informational_response_has_no_body)
+{
+	struct h_conn c;
+	struct h_resp r;
+	int l = own_backend_and_client(51, &c);
+	static const char resp[] = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 5\r\n\r\n"
+				   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	int b = exchange_on_new(l, &c, "/eh", resp, &r, false);
+	cr_expect_eq(r.status, 200, "status %d", r.status);
+	cr_expect_eq(r.n_interim, 1);
+	cr_expect(r.body_len == 2 && !memcmp(r.body, "ok", 2));
+	h_resp_free(&r);
+	h_conn_close(&c);
+	close(b);
+	close(l);
+}
+
+/* A response that declares a body it does not carry (to HEAD, or a 204 with
+ * a length) leaves its connection out of the pool: a body the upstream sends
+ * anyway, even a little later, must not become the answer to the next
+ * request (here pipelined, so it would take the connection at once). */
+Test(proxy, declared_but_absent_body_not_pooled)
+{
+	struct h_conn c;
+	struct h_resp r;
+	int l = own_backend_and_client(52, &c);
+	int b = pipeline_two(l, &c, "HEAD /h", "GET /next");
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n";
+	cr_assert_eq(send(b, head, sizeof(head) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(head) - 1);
+	cr_assert_eq(h_conn_response(&c, &r, true, 3000), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
+	h_sleep_ms(50);
+	static const char stray[] = "HTTP/1.1 200 OK\r\nX-Injected: yes\r\nContent-Length: 4\r\n\r\nEVIL";
+	(void)send(b, stray, sizeof(stray) - 1, MSG_NOSIGNAL);
+	int b2 = backend_expect_request(l, "GET /next ");
+	backend_answer_ok(b2, &c);
+	h_conn_close(&c);
+	close(b);
+	close(b2);
+	close(l);
+}
+
+/* A chunked request body is re-encoded as it streams and not kept for a
+ * replay, so the request takes a fresh upstream connection: a pooled one
+ * might turn out closed by the upstream, with no retry left. */
+Test(proxy, chunked_request_takes_a_fresh_connection)
+{
+	struct h_conn c;
+	int l = own_backend_and_client(53, &c);
+	int b = get_on_new_ok(l, &c, "/a");
+	/* b is pooled now; the chunked PUT must not use it. */
+	cr_assert_eq(h_conn_sendf(&c, "PUT /up HTTP/1.1\r\nHost: p.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "3\r\nabc\r\n0\r\n\r\n"),
+		     0);
+	int b2 = backend_expect_request(l, "PUT /up ");
+	backend_answer_ok(b2, &c);
+	char x;
+	cr_expect_eq(recv(b, &x, 1, MSG_DONTWAIT), -1, "the pooled connection got bytes");
+	h_conn_close(&c);
+	close(b);
+	close(b2);
 	close(l);
 }
 
