@@ -684,6 +684,11 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 			continue;
 		if (drop_te && http1_name_is(n, nl, "transfer-encoding"))
 			continue;
+		/* A 1xx or 204 has no body, and may not say otherwise (RFC 9110
+		 * 8.6, RFC 9112 6.1): a client could read one. */
+		if ((p->status_code < 200 || p->status_code == 204) &&
+		    (http1_name_is(n, nl, "content-length") || http1_name_is(n, nl, "transfer-encoding")))
+			continue;
 		if (nl == 6 && http1_name_is(n, nl, "server"))
 			server = true;
 		put_header(&o, h, i);

@@ -165,7 +165,8 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 			  const llhttp_t *p, const struct http1_fwd *f, char *out, size_t cap);
 
 /* Writes the response head to send to the client: status line as
- * "HTTP/1.1 code reason", end-to-end headers, "Server: ringress" when the
+ * "HTTP/1.1 code reason", end-to-end headers (without Content-Length and
+ * Transfer-Encoding for a 1xx or 204), "Server: ringress" when the
  * upstream sent none, and a Connection header when close is set or the
  * client speaks HTTP/1.0 with keep-alive. drop_te removes Transfer-Encoding
  * (the body is de-chunked for an HTTP/1.0 client). extra (NULL or full

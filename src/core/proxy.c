@@ -1052,6 +1052,13 @@ static int response_head(struct conn *c, struct upstream *u)
 				      "101 Switching Protocols without an upgrade request");
 			return -1;
 		}
+		if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
+		    ((p->flags & F_CONTENT_LENGTH) && p->content_length)) {
+			/* Forbidden (RFC 9110 8.6), and whatever bytes came as
+			 * that body could pass for the final response. */
+			upstream_fail(c, 502, FAIL_INVALID, "a 1xx response that declares a body");
+			return -1;
+		}
 		if (!(status == 100 && (c->flags & C_F_CONTINUE)) && !(c->flags & C_F_HTTP10)) {
 			char *buf = malloc(u->head.len + 256);
 			int n = buf ? http1_rewrite_response(&u->head, &u->info, p, false, false,
@@ -1109,11 +1116,15 @@ static int response_head(struct conn *c, struct upstream *u)
 		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
 		return -1;
 	}
-	stream_tx_push_heap(&c->s, buf, (uint32_t)n, got);
+	if (stream_tx_push_heap(&c->s, buf, (uint32_t)n, got) < 0) {
+		conn_abort(c); /* out of memory: no body without its head */
+		return -1;
+	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
 	/* Framing the head declares, whether or not a body follows. */
-	bool declared = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+	bool declared = (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
+			((p->flags & F_CONTENT_LENGTH) && p->content_length);
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE) {
 		/* A message without a body: the connection goes back to the
 		 * pool, unless its head declared one (a HEAD response, or a

@@ -927,6 +927,7 @@ Test(proxy, no_body_after_204_or_304)
 				     "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Injected: yes\r\n\r\nEVIL";
 	int b = exchange_on_new(l, &c, "/a", inject, &r, false);
 	cr_expect_eq(r.status, 204);
+	cr_expect_null(h_header(&r, "content-length"), "a 204 went on with a Content-Length");
 	h_resp_free(&r);
 	close(b);
 	static const char not_modified[] = "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n";
@@ -1070,19 +1071,30 @@ Test(proxy, chunked_bodies_reencoded)
 	close(l);
 }
 
-/* A 1xx has no body whatever framing headers it carries: the final
- * response after it is read as such, not eaten as the 1xx's body. */
+/* A 1xx has no body: one with "Content-Length: 0" is forwarded without
+ * it and the final response after it is read as such; one that declares a
+ * body gets the client a 502 (forbidden, and the bytes sent as that body
+ * could pass for the final response). */
 Test(proxy, informational_response_has_no_body)
 {
 	struct h_conn c;
 	struct h_resp r;
 	int l = own_backend_and_client(51, &c);
-	static const char resp[] = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 5\r\n\r\n"
+	static const char resp[] = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 0\r\n\r\n"
 				   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 	int b = exchange_on_new(l, &c, "/eh", resp, &r, false);
 	cr_expect_eq(r.status, 200, "status %d", r.status);
 	cr_expect_eq(r.n_interim, 1);
 	cr_expect(r.body_len == 2 && !memcmp(r.body, "ok", 2));
+	h_resp_free(&r);
+	/* On the same (pooled) upstream connection: a 103 that declares a body. */
+	cr_assert_eq(h_conn_sendf(&c, "GET /eh2 HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
+	backend_read_request(b, 0);
+	static const char declares[] = "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\n"
+				       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	cr_assert_eq(send(b, declares, sizeof(declares) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(declares) - 1);
+	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	cr_expect_eq(r.status, 502, "a 1xx that declares a body: status %d", r.status);
 	h_resp_free(&r);
 	h_conn_close(&c);
 	close(b);

@@ -661,3 +661,30 @@ Test(http1, chunked_bodies_reencoded)
 		}
 	}
 }
+
+/* A 1xx or 204 goes on without Content-Length or Transfer-Encoding (it has
+ * no body and may not say otherwise); a 304 and a 200 keep theirs. */
+Test(http1, no_framing_headers_on_1xx_and_204)
+{
+	static const struct {
+		const char *head;
+		bool kept;
+	} cases[] = {
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false},
+		{"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true},
+	};
+	struct parsed ps;
+	char out[1024];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		parse(&ps, HTTP_RESPONSE, cases[i].head, 4096);
+		cr_assert_eq(ps.err, HPE_PAUSED);
+		int n = http1_rewrite_response(&ps.h, &ps.info, &ps.p, false, false, false, NULL, out,
+					       sizeof(out) - 1);
+		cr_assert_gt(n, 0);
+		out[n] = 0;
+		cr_expect_eq(strstr(out, "Content-Length") != NULL, cases[i].kept, "%s", out);
+		done(&ps);
+	}
+}
