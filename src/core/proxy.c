@@ -1059,6 +1059,12 @@ static int response_head(struct conn *c, struct upstream *u)
 			upstream_fail(c, 502, FAIL_INVALID, "a 1xx response that declares a body");
 			return -1;
 		}
+		if (!llhttp_should_keep_alive(p)) {
+			/* "Connection: close" or HTTP/1.0 on a 1xx: llhttp would
+			 * discard everything after it, the final response too. */
+			upstream_fail(c, 502, FAIL_INVALID, "a 1xx response that closes the connection");
+			return -1;
+		}
 		if (!(status == 100 && (c->flags & C_F_CONTINUE)) && !(c->flags & C_F_HTTP10)) {
 			char *buf = malloc(u->head.len + 256);
 			int n = buf ? http1_rewrite_response(&u->head, &u->info, p, false, false,

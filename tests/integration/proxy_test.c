@@ -1074,7 +1074,8 @@ Test(proxy, chunked_bodies_reencoded)
 /* A 1xx has no body: one with "Content-Length: 0" is forwarded without
  * it and the final response after it is read as such; one that declares a
  * body gets the client a 502 (forbidden, and the bytes sent as that body
- * could pass for the final response). */
+ * could pass for the final response), as does one that closes the
+ * connection. */
 Test(proxy, informational_response_has_no_body)
 {
 	struct h_conn c;
@@ -1095,6 +1096,14 @@ Test(proxy, informational_response_has_no_body)
 	cr_assert_eq(send(b, declares, sizeof(declares) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(declares) - 1);
 	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
 	cr_expect_eq(r.status, 502, "a 1xx that declares a body: status %d", r.status);
+	h_resp_free(&r);
+	close(b);
+	/* A 1xx that closes the connection: llhttp would drop the final
+	 * response after it (the client waited for the read timeout). */
+	static const char closing[] = "HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\n"
+				      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	b = exchange_on_new(l, &c, "/eh3", closing, &r, false);
+	cr_expect_eq(r.status, 502, "a 1xx that closes: status %d", r.status);
 	h_resp_free(&r);
 	h_conn_close(&c);
 	close(b);
