@@ -1202,7 +1202,16 @@ Test(proxy, connections_accepted_with_their_first_data)
 {
 	enum { N = 16 };
 	int port = start(44, NULL, NULL);
+	/* The fewest descriptors over 250 ms: just after /readyz the control
+	 * thread may still hold a file or two it is about to close, which
+	 * made the count after serving look short (seen once in CI). */
 	int before = fds_of(ringress_pid);
+	for (int i = 0; i < 5; i++) {
+		h_sleep_ms(50);
+		int n = fds_of(ringress_pid);
+		if (n < before)
+			before = n;
+	}
 	cr_assert_gt(before, 0);
 	static struct h_conn c[N];
 	for (int i = 0; i < N; i++)
@@ -1217,7 +1226,9 @@ Test(proxy, connections_accepted_with_their_first_data)
 		cr_expect_eq(r.status, 200, "connection %d: %d", i, r.status);
 		h_resp_free(&r);
 	}
-	cr_expect_geq(fds_of(ringress_pid) - before, N, "served connections hold their descriptors");
+	int served = fds_of(ringress_pid);
+	cr_expect_geq(served - before, N, "served connections hold their descriptors (%d before, %d after)",
+		      before, served);
 	for (int i = 0; i < N; i++)
 		h_conn_close(&c[i]);
 	struct h_conn late;
