@@ -267,7 +267,7 @@ static double bench_http1(size_t *out_len)
 			if (err != HPE_PAUSED || head.event != HTTP1_EV_HEADERS)
 				die("llhttp_execute");
 			struct http1_info info;
-			http1_head_scan(&head, &info);
+			http1_head_scan(&head, &p, &info);
 			int n = http1_rewrite_request(&head, &info, &p, &fwd, out, sizeof(out));
 			if (n <= 0)
 				die("http1_rewrite_request");

@@ -374,11 +374,11 @@ static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size
 	}
 }
 
-void http1_head_scan(const struct http1_head *h, struct http1_info *out)
+void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out)
 {
 	const char *cl_val = NULL;
 	size_t cl_len = 0, ct = 0;
-	bool has_te = false, conn_upgrade = false, has_upgrade = false;
+	bool has_te = false, chunked = false, conn_upgrade = false, has_upgrade = false;
 
 	memset(out, 0, sizeof(*out));
 	out->host = -1;
@@ -427,7 +427,7 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 				while (list_next(&v, &vl, &e, &en)) {
 					if (!en)
 						out->bad_length = 1;
-					out->chunked = elem_is(e, en, "chunked");
+					chunked = elem_is(e, en, "chunked");
 				}
 			}
 			break;
@@ -451,6 +451,11 @@ void http1_head_scan(const struct http1_head *h, struct http1_info *out)
 	if (out->bad_field)
 		out->bad_header = 1;
 	if (cl_val && has_te)
+		out->bad_length = 1;
+	/* Framing follows the last coding named: where llhttp reads it
+	 * otherwise (e.g. "chunked\t": not chunked, the body runs to the
+	 * close), the forwarded "chunked" would frame it differently. */
+	if (chunked != !!(p->flags & F_CHUNKED))
 		out->bad_length = 1;
 	out->upgrade = conn_upgrade && has_upgrade;
 }

@@ -58,16 +58,15 @@ struct http1_info {
 	uint8_t expect_continue; /* "Expect: 100-continue" */
 	uint8_t bad_expect;      /* another Expect value: 417 */
 	uint8_t bad_length;      /* Content-Length with Transfer-Encoding, differing
-				  * values, or Transfer-Encoding in several headers or
-				  * with an empty coding */
+				  * values, Transfer-Encoding in several headers or
+				  * with an empty coding, or a last coding read as
+				  * chunked here and not by llhttp (or the reverse:
+				  * "chunked\t") */
 	uint8_t bad_header;      /* bad_field, two Hosts, or a bad Host value */
 	uint8_t bad_field;       /* a name that is not a token, a value folded over
 				  * lines (obs-fold, RFC 9112 5.2), or Connection
 				  * options beyond conn_tokens: 400 for a request,
 				  * 502 for a response */
-	uint8_t chunked;         /* the last transfer coding named is chunked
-				  * (compare llhttp's F_CHUNKED: two readings
-				  * of the framing must not both go through) */
 	uint8_t upgrade;         /* Connection: upgrade + Upgrade present */
 	/* Tokens of the Connection headers but close and keep-alive (lower
 	 * case, each followed by a comma). */
@@ -115,12 +114,13 @@ void http1_head_free(struct http1_head *h);
  * head would exceed h->limit, -ENOMEM. */
 int http1_head_append(struct http1_head *h, const char *p, size_t n);
 
-/* Scans headers: Host (one, with a valid value), X-Request-ID, Expect,
- * Content-Length consistency, Connection tokens, header names that are not
- * tokens (RFC 9110 5.1) and folded values (llhttp 8 takes a line that
- * starts with a space or tab as more of the value above; the span would
- * then hold the line break). */
-void http1_head_scan(const struct http1_head *h, struct http1_info *out);
+/* Scans headers of the head p has just parsed into h: Host (one, with a
+ * valid value), X-Request-ID, Expect, Content-Length and Transfer-Encoding
+ * consistency (also with p's reading of them), Connection tokens, header
+ * names that are not tokens (RFC 9110 5.1) and folded values (llhttp 8 takes
+ * a line that starts with a space or tab as more of the value above; the
+ * span would then hold the line break). */
+void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */
 bool http1_name_is(const char *name, size_t len, const char *lname);

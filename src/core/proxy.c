@@ -668,7 +668,7 @@ static int start_request(struct conn *c)
 
 	c->nreq++;
 	STAT_INC(sh, requests);
-	http1_head_scan(&c->head, info);
+	http1_head_scan(&c->head, p, info);
 	if (p->method == HTTP_HEAD)
 		c->flags |= C_F_HEAD;
 	if (p->http_major == 1 && p->http_minor == 0)
@@ -684,7 +684,7 @@ static int start_request(struct conn *c)
 		status = 400;
 	else if (p->http_major != 1)
 		status = p->http_major ? 505 : 400; /* HTTP/0.9 is not spoken */
-	else if (info->bad_header || info->bad_length || !info->chunked != !(p->flags & F_CHUNKED))
+	else if (info->bad_header || info->bad_length)
 		status = 400;
 	else if (p->method == HTTP_CONNECT)
 		status = 405;
@@ -813,12 +813,13 @@ static int body_event(void *user, enum http1_body_ev ev, const char *at, size_t 
 	return b->out.buf ? http1_body_out_put(&b->out, ev, at, len) : 0;
 }
 
-/* Parses the received chunk data (len bytes) of the body of the message
- * head h / p, and forwards it on to: as received (a buffer reference,
- * zero-copy) for a Content-Length body, re-encoded in canonical chunked
- * framing for a chunked one, de-chunked when plain is set. Returns the
- * parse's result and the bytes it used (*used), or -1 with nothing
- * forwarded when the parse failed or memory ran out. */
+/* Parses the received chunk data (len bytes, provided buffer bid) of the
+ * body of the message p / h is parsing and queues it on stream `to`: as
+ * received (a buffer reference, zero-copy) for a Content-Length body,
+ * re-encoded in canonical chunked framing for a chunked one, de-chunked
+ * when plain is set. Stores the parse's result (*err) and the bytes it used
+ * (*used); returns -1 when the parse failed (*err its error) or memory ran
+ * out (*err HPE_OK), with nothing queued. */
 static int body_forward(struct stream *to, llhttp_t *p, struct http1_head *h, struct conn *count,
 			char *data, uint32_t len, int bid, bool plain, llhttp_errno_t *err,
 			uint32_t *used)
@@ -1025,8 +1026,8 @@ static int response_head(struct conn *c, struct upstream *u)
 	llhttp_t *p = &u->parser;
 	int status = p->status_code;
 
-	http1_head_scan(&u->head, &u->info);
-	if (!u->info.chunked != !(p->flags & F_CHUNKED) || u->info.bad_length) {
+	http1_head_scan(&u->head, p, &u->info);
+	if (u->info.bad_length) {
 		/* e.g. "chunked\t": llhttp reads the body to the close, a client
 		 * reading the forwarded "chunked" would stop at the first
 		 * "0\r\n\r\n" and take the rest for the next response. */
@@ -1035,6 +1036,9 @@ static int response_head(struct conn *c, struct upstream *u)
 			      "several headers or with empty codings");
 		return -1;
 	}
+	/* Framing the head declares, whether or not a body follows. */
+	bool declared = (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
+			((p->flags & F_CONTENT_LENGTH) && p->content_length);
 	if (u->info.bad_field) {
 		/* RFC 9112 5.2: a proxy answers a folded response with 502 (or
 		 * unfolds it); forwarded, its line break would end the head
@@ -1052,8 +1056,7 @@ static int response_head(struct conn *c, struct upstream *u)
 				      "101 Switching Protocols without an upgrade request");
 			return -1;
 		}
-		if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
-		    ((p->flags & F_CONTENT_LENGTH) && p->content_length)) {
+		if (declared) {
 			/* Forbidden (RFC 9110 8.6), and whatever bytes came as
 			 * that body could pass for the final response. */
 			upstream_fail(c, 502, FAIL_INVALID, "a 1xx response that declares a body");
@@ -1128,9 +1131,6 @@ static int response_head(struct conn *c, struct upstream *u)
 	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_BODY;
-	/* Framing the head declares, whether or not a body follows. */
-	bool declared = (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) ||
-			((p->flags & F_CONTENT_LENGTH) && p->content_length);
 	if (parser_kick(p, &u->head) == HTTP1_EV_MESSAGE) {
 		/* A message without a body: the connection goes back to the
 		 * pool, unless its head declared one (a HEAD response, or a

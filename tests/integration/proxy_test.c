@@ -633,6 +633,68 @@ static void backend_answer_ok(int b, struct h_conn *c)
 	h_resp_free(&r);
 }
 
+/* Accepts ringress's next connection on backend listener l, reads one
+ * request head from it and checks that it starts with `line`. Returns the
+ * connection. */
+static int backend_expect_request(int l, const char *line)
+{
+	int b = h_accept(l, 3000);
+	cr_assert_geq(b, 0, "no upstream connection for \"%s\": %d", line, b);
+	char buf[2048];
+	size_t got = 0;
+	int64_t deadline = h_now_ms() + 3000;
+	while (h_now_ms() < deadline && !memmem(buf, got, "\r\n\r\n", 4) && got < sizeof(buf) - 1) {
+		ssize_t n = recv(b, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else
+			h_sleep_ms(2);
+	}
+	buf[got] = 0;
+	cr_assert(!strncmp(buf, line, strlen(line)), "upstream got \"%.60s\", want \"%s\"", buf, line);
+	return b;
+}
+
+/* Sends GET target on client connection c, takes the request on a new
+ * upstream connection from l, answers it with the raw bytes resp and reads
+ * the client's response into r (head: a response to HEAD, without body
+ * bytes); returns the upstream connection. */
+static int exchange_on_new(int l, struct h_conn *c, const char *target, const char *resp,
+			   struct h_resp *r, bool head)
+{
+	char line[256];
+	cr_assert_eq(h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: p.local\r\n\r\n", target), 0);
+	snprintf(line, sizeof(line), "GET %s ", target);
+	int b = backend_expect_request(l, line);
+	size_t len = strlen(resp);
+	cr_assert_eq(send(b, resp, len, MSG_NOSIGNAL), (ssize_t)len);
+	cr_assert_eq(h_conn_response(c, r, head, 3000), 0, "%s: no response", target);
+	return b;
+}
+
+/* Pipelines two requests ("METHOD /target" each) on c and takes the first
+ * on a new upstream connection from l; returns that connection. */
+static int pipeline_two(int l, struct h_conn *c, const char *first, const char *second)
+{
+	char line[256];
+	cr_assert_eq(h_conn_sendf(c, "%s HTTP/1.1\r\nHost: p.local\r\n\r\n%s HTTP/1.1\r\nHost: p.local\r\n\r\n",
+				  first, second),
+		     0);
+	snprintf(line, sizeof(line), "%s ", first);
+	return backend_expect_request(l, line);
+}
+
+/* Sends GET target on c and expects it on a new upstream connection from
+ * l, answered "200 ok"; returns that connection. */
+static int get_on_new_ok(int l, struct h_conn *c, const char *target)
+{
+	struct h_resp r;
+	int b = exchange_on_new(l, c, target, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &r, false);
+	cr_expect_eq(r.status, 200, "%s: status %d", target, r.status);
+	h_resp_free(&r);
+	return b;
+}
+
 /* The kernel's TCP_INFO of fd, as far as its segment counters. */
 static struct tcp_info tcp_info_of(int fd)
 {
@@ -749,76 +811,10 @@ Test(proxy, folded_response_header_502)
 	cr_expect_not_null(strstr(log, "header folded over lines"), "no log line:\n%s", log);
 	cr_expect_not_null(strstr(log, "127.0.0.1:"), "the log line names no upstream:\n%s", log);
 	/* The next request on the same client connection is served. */
-	cr_assert_eq(h_conn_sendf(&c, "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	b = h_accept(l, 3000);
-	cr_assert_geq(b, 0, "no new upstream connection: %d", b);
-	backend_read_request(b, 0);
-	backend_answer_ok(b, &c);
+	b = get_on_new_ok(l, &c, "/next");
 	h_conn_close(&c);
 	close(b);
 	close(l);
-}
-
-/* Accepts ringress's next connection on backend listener l, reads one
- * request head from it and checks that it starts with `line`. Returns the
- * connection. */
-static int backend_expect_request(int l, const char *line)
-{
-	int b = h_accept(l, 3000);
-	cr_assert_geq(b, 0, "no upstream connection for \"%s\": %d", line, b);
-	char buf[2048];
-	size_t got = 0;
-	int64_t deadline = h_now_ms() + 3000;
-	while (h_now_ms() < deadline && !memmem(buf, got, "\r\n\r\n", 4) && got < sizeof(buf) - 1) {
-		ssize_t n = recv(b, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
-		if (n > 0)
-			got += (size_t)n;
-		else
-			h_sleep_ms(2);
-	}
-	buf[got] = 0;
-	cr_assert(!strncmp(buf, line, strlen(line)), "upstream got \"%.60s\", want \"%s\"", buf, line);
-	return b;
-}
-
-/* Sends GET target on client connection c, takes the request on a new
- * upstream connection from l, answers it with the raw bytes resp and reads
- * the client's response into r (head: a response to HEAD, without body
- * bytes); returns the upstream connection. */
-static int exchange_on_new(int l, struct h_conn *c, const char *target, const char *resp,
-			   struct h_resp *r, bool head)
-{
-	char line[256];
-	cr_assert_eq(h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: p.local\r\n\r\n", target), 0);
-	snprintf(line, sizeof(line), "GET %s ", target);
-	int b = backend_expect_request(l, line);
-	size_t len = strlen(resp);
-	cr_assert_eq(send(b, resp, len, MSG_NOSIGNAL), (ssize_t)len);
-	cr_assert_eq(h_conn_response(c, r, head, 3000), 0, "%s: no response", target);
-	return b;
-}
-
-/* Pipelines two requests ("METHOD /target" each) on c and takes the first
- * on a new upstream connection from l; returns that connection. */
-static int pipeline_two(int l, struct h_conn *c, const char *first, const char *second)
-{
-	char line[256];
-	cr_assert_eq(h_conn_sendf(c, "%s HTTP/1.1\r\nHost: p.local\r\n\r\n%s HTTP/1.1\r\nHost: p.local\r\n\r\n",
-				  first, second),
-		     0);
-	snprintf(line, sizeof(line), "%s ", first);
-	return backend_expect_request(l, line);
-}
-
-/* Sends GET target on c and expects it on a new upstream connection from
- * l, answered "200 ok"; returns that connection. */
-static int get_on_new_ok(int l, struct h_conn *c, const char *target)
-{
-	struct h_resp r;
-	int b = exchange_on_new(l, c, target, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &r, false);
-	cr_expect_eq(r.status, 200, "%s: status %d", target, r.status);
-	h_resp_free(&r);
-	return b;
 }
 
 /* Random response heads (folds, line breaks, control bytes, extra framing
@@ -904,9 +900,7 @@ Test(proxy, transfer_encoding_read_two_ways_502)
 	const char *log = h_log_tail("ringress", 4000);
 	cr_expect_not_null(strstr(log, "Transfer-Encoding read two ways"), "no log line:\n%s", log);
 	/* The next request gets its own answer, not the smuggled one. */
-	cr_assert_eq(h_conn_sendf(&c, "GET /next HTTP/1.1\r\nHost: p.local\r\n\r\n"), 0);
-	b = backend_expect_request(l, "GET /next ");
-	backend_answer_ok(b, &c);
+	b = get_on_new_ok(l, &c, "/next");
 	h_conn_close(&c);
 	close(b);
 	close(l);
