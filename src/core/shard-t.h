@@ -236,8 +236,16 @@ struct shard {
 	/* provided buffers */
 	struct io_uring_buf_ring *br;
 	char *bufs;
+	size_t buf_stride; /* buf_size plus a cache line: see ring_init */
 	uint8_t *bufref;
 	uint32_t nbufs;
+	/* The ring holds at most br_depth free buffers; the rest wait on a stack,
+	 * the most recently freed on top (see shard_buf_refill). */
+	uint32_t br_avail;  /* buffers in the ring, not yet taken by the kernel */
+	uint32_t br_depth;
+	uint64_t br_dry_ms; /* when a receive last found the ring empty */
+	uint16_t *ring_free; /* stack of free ring buffer ids */
+	uint32_t nring_free;
 	struct stream *starved;
 	struct txq *free_txq; /* spare send queues */
 	struct stream *dead; /* closed with nothing in flight: freed after the batch */
@@ -324,7 +332,18 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);
 void stream_drop_rx(struct stream *s);
 bool stream_op_done(struct stream *s);
 int shard_plain_buf(struct shard *sh);
+int shard_bufs_init(struct shard *sh);
+void shard_buf_taken(struct shard *sh, uint16_t bid);
 void shard_buf_release(struct shard *sh, uint16_t bid);
+void shard_buf_refill(struct shard *sh);
+void shard_buf_ran_dry(struct shard *sh);
+void shard_buf_trim(struct shard *sh);
+#define BUF_DEPTH_MIN 128u /* buffers the ring holds at least (fewer if the pool is smaller) */
+#define BUF_TRIM_MS 10000u
+static inline char *shard_buf(const struct shard *sh, uint32_t bid)
+{
+	return sh->bufs + (size_t)bid * sh->buf_stride;
+}
 struct io_uring_sqe *shard_sqe(struct shard *sh);
 
 /* timers (shard.c) */

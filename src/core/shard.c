@@ -260,31 +260,16 @@ static int ring_init(struct shard *sh)
 	sh->nbufs = sh->cfg->buf_count;
 	size_t brsize = sizeof(struct io_uring_buf) * sh->nbufs;
 	sh->br = mmap(NULL, brsize, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (sh->br == MAP_FAILED)
+	if (sh->br == MAP_FAILED) {
+		sh->br = NULL;
 		return -ENOMEM;
+	}
 	struct io_uring_buf_reg reg = {
 		.ring_addr = (uint64_t)(uintptr_t)sh->br, .ring_entries = sh->nbufs, .bgid = BGID};
 	ret = io_uring_register_buf_ring(&sh->ring, &reg, 0);
 	if (ret < 0)
 		return ret;
-	io_uring_buf_ring_init(sh->br);
-	/* The ring's buffers, then (with TLS) as many for decrypted data, which
-	 * the shard hands out itself; one id space for both. */
-	sh->nplain = sh->cfg->https_port ? sh->nbufs : 0;
-	size_t total = (size_t)sh->nbufs + sh->nplain;
-	sh->bufs = malloc(total * sh->cfg->buf_size);
-	sh->bufref = calloc(total, 1);
-	sh->plain_free = calloc(sh->nplain ? sh->nplain : 1, sizeof(uint16_t));
-	if (!sh->bufs || !sh->bufref || !sh->plain_free)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < sh->nplain; i++)
-		sh->plain_free[sh->nplain_free++] = (uint16_t)(sh->nbufs + sh->nplain - 1 - i);
-	for (uint32_t i = 0; i < sh->nbufs; i++)
-		io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)i * sh->cfg->buf_size,
-				      sh->cfg->buf_size, (uint16_t)i,
-				      io_uring_buf_ring_mask(sh->nbufs), (int)i);
-	io_uring_buf_ring_advance(sh->br, (int)sh->nbufs);
-	return 0;
+	return shard_bufs_init(sh);
 }
 
 static void arm_accept(struct shard *sh, bool tls)
@@ -415,6 +400,7 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 		break;
 	case OP_TICK:
 		update_date(sh);
+		shard_buf_trim(sh);
 		atomic_store_explicit(&sh->heartbeat_ms, sh->now_ms, memory_order_relaxed);
 		queue_drain(sh); /* a safety net: never wait for a wake-up that got lost */
 		if (sh->pending)
@@ -519,6 +505,7 @@ static void *shard_main(void *arg)
 	atomic_store(&sh->start_status, 1);
 
 	for (;;) {
+		shard_buf_refill(sh);
 		ring_wait(sh);
 		sh->now_ms = now_ms();
 		struct io_uring_cqe *cqe;
@@ -747,6 +734,7 @@ void shard_group_stop(struct shard_group *g)
 		free(sh->bufref);
 		free(sh->scratch);
 		free(sh->plain_free);
+		free(sh->ring_free);
 		shard_txq_free_all(sh);
 		if (sh->br)
 			munmap(sh->br, sizeof(struct io_uring_buf) * sh->nbufs);

@@ -39,19 +39,72 @@ void stream_init(struct stream *s, struct shard *sh, int fd, enum stream_kind ki
 	sh->nstreams++;
 }
 
-/* Returns a provided buffer to the ring once nothing refers to it. */
+/* The shard's buffers, once sh->br (nbufs entries) is set up: the ring's,
+ * then (with TLS) as many for decrypted data, which the shard hands out
+ * itself; one id space for both. The ring gets its first br_depth. */
+int shard_bufs_init(struct shard *sh)
+{
+	sh->nplain = sh->cfg->https_port ? sh->nbufs : 0;
+	size_t total = (size_t)sh->nbufs + sh->nplain;
+	/* Buffers start a cache line past a multiple of 16 KiB: at a stride of
+	 * exactly 16 KiB the first lines of every buffer compete for the same
+	 * few cache sets. */
+	sh->buf_stride = sh->cfg->buf_size + 64;
+	sh->bufs = malloc(total * sh->buf_stride);
+	sh->bufref = calloc(total, 1);
+	sh->plain_free = calloc(sh->nplain ? sh->nplain : 1, sizeof(uint16_t));
+	sh->ring_free = calloc(sh->nbufs ? sh->nbufs : 1, sizeof(uint16_t));
+	if (!sh->bufs || !sh->bufref || !sh->plain_free || !sh->ring_free)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < sh->nplain; i++)
+		sh->plain_free[sh->nplain_free++] = (uint16_t)(sh->nbufs + sh->nplain - 1 - i);
+	for (uint32_t i = 0; i < sh->nbufs; i++)
+		sh->ring_free[sh->nring_free++] = (uint16_t)(sh->nbufs - 1 - i);
+	sh->br_depth = sh->nbufs < BUF_DEPTH_MIN ? sh->nbufs : BUF_DEPTH_MIN;
+	io_uring_buf_ring_init(sh->br);
+	shard_buf_refill(sh);
+	return 0;
+}
+
+/* The kernel took buffer bid from the ring for a receive: one reference. */
+void shard_buf_taken(struct shard *sh, uint16_t bid)
+{
+	sh->bufref[bid] = 1;
+	sh->br_avail--;
+}
+
+/* A buffer nothing refers to any more goes back to its free stack: ring
+ * buffers return to the ring from there (shard_buf_refill), buffers of
+ * decrypted data are handed out by shard_plain_buf. */
 void shard_buf_release(struct shard *sh, uint16_t bid)
 {
 	if (--sh->bufref[bid])
 		return;
-	if (bid >= sh->nbufs) {
-		/* A buffer of decrypted data: back to the shard's own stack. */
+	if (bid >= sh->nbufs)
 		sh->plain_free[sh->nplain_free++] = bid;
-		return;
+	else
+		sh->ring_free[sh->nring_free++] = bid;
+}
+
+/* Tops the ring up to br_depth buffers, most recently freed first, before
+ * the shard enters the kernel. The kernel takes ring buffers in order, so a
+ * buffer comes back into use after the br_depth others in the ring: a
+ * shallow ring keeps the few buffers in use hot in the cache, where a ring
+ * of every free buffer cycles through all of them (16 MiB by default) and
+ * each receive writes to lines long evicted. Its depth adapts to the
+ * receives one pass through the kernel completes: see shard_buf_ran_dry. */
+void shard_buf_refill(struct shard *sh)
+{
+	int n = 0;
+	while (sh->br_avail < sh->br_depth && sh->nring_free) {
+		uint16_t bid = sh->ring_free[--sh->nring_free];
+		io_uring_buf_ring_add(sh->br, shard_buf(sh, bid), sh->cfg->buf_size, bid,
+				      io_uring_buf_ring_mask(sh->nbufs), n++);
+		sh->br_avail++;
 	}
-	io_uring_buf_ring_add(sh->br, sh->bufs + (size_t)bid * sh->cfg->buf_size,
-			      sh->cfg->buf_size, bid, io_uring_buf_ring_mask(sh->nbufs), 0);
-	io_uring_buf_ring_advance(sh->br, 1);
+	if (!n)
+		return;
+	io_uring_buf_ring_advance(sh->br, n);
 	/* Streams that stopped on ENOBUFS can read again. */
 	while (sh->starved) {
 		struct stream *s = sh->starved;
@@ -60,6 +113,31 @@ void shard_buf_release(struct shard *sh, uint16_t bid)
 		s->flags &= (uint16_t)~ST_F_STARVED;
 		stream_want_rx(s);
 	}
+}
+
+/* A receive found the ring empty (ENOBUFS): a pass through the kernel
+ * completed more receives than the ring held. Its stream waits on the
+ * starved list for the next refill, and the ring holds twice as many from
+ * now on. */
+void shard_buf_ran_dry(struct shard *sh)
+{
+	sh->br_dry_ms = sh->now_ms;
+	if (sh->br_depth >= sh->nbufs)
+		return;
+	sh->br_depth = sh->br_depth * 2 < sh->nbufs ? sh->br_depth * 2 : sh->nbufs;
+	log_debug("stream", "shard %d: the provided buffer ring ran dry: it holds up to %u "
+			    "buffers from now on", sh->id, sh->br_depth);
+}
+
+/* Called every tick: BUF_TRIM_MS after the ring last ran dry, halves its
+ * depth (not below BUF_DEPTH_MIN), so that a burst does not cost the cache
+ * for good. */
+void shard_buf_trim(struct shard *sh)
+{
+	if (sh->br_depth <= BUF_DEPTH_MIN || sh->now_ms - sh->br_dry_ms < BUF_TRIM_MS)
+		return;
+	sh->br_depth /= 2;
+	sh->br_dry_ms = sh->now_ms;
 }
 
 /* A free buffer for decrypted data (one reference), or -1. */
@@ -84,7 +162,7 @@ struct rxchunk *stream_rx_front(struct stream *s)
 
 char *stream_chunk_data(const struct stream *s, const struct rxchunk *c)
 {
-	return s->sh->bufs + (size_t)c->bid * s->sh->cfg->buf_size + c->off;
+	return shard_buf(s->sh, c->bid) + c->off;
 }
 
 uint64_t stream_rx_bytes(const struct stream *s)
@@ -294,10 +372,11 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 	int res = cqe->res;
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 
-	if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		/* The kernel took this buffer from the ring. */
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-		s->sh->bufref[bid] = 1;
-		if (s->flags & ST_F_CLOSING)
+		shard_buf_taken(s->sh, bid);
+		if (res <= 0 || (s->flags & ST_F_CLOSING))
 			shard_buf_release(s->sh, bid);
 		else if (s->tls)
 			tls_input(s, bid, (uint32_t)res);
@@ -309,6 +388,7 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 		if (res == 0) {
 			s->flags |= ST_F_EOF;
 		} else if (res == -ENOBUFS) {
+			shard_buf_ran_dry(s->sh);
 			s->flags |= ST_F_STARVED;
 			s->starved_next = s->sh->starved;
 			s->sh->starved = s;
@@ -448,7 +528,7 @@ static void tls_prepare(struct stream *s)
 static void tls_input(struct stream *s, uint16_t bid, uint32_t len)
 {
 	const struct transport_ops *t = s->sh->cfg->tls_ops;
-	const char *in = s->sh->bufs + (size_t)bid * s->sh->cfg->buf_size;
+	const char *in = shard_buf(s->sh, bid);
 	size_t off = 0;
 
 	for (int guard = 0; guard < 1024; guard++) {
@@ -460,7 +540,7 @@ static void tls_input(struct stream *s, uint16_t bid, uint32_t len)
 			break;
 		}
 		size_t used = 0;
-		char *out = s->sh->bufs + (size_t)pb * s->sh->cfg->buf_size;
+		char *out = shard_buf(s->sh, (uint32_t)pb);
 		int r = t->recv(s->tls, in + off, len - off, &used, out, s->sh->cfg->buf_size);
 		off += used;
 		if (r > 0 && rx_push(s, (uint16_t)pb, (uint32_t)r) == 0)

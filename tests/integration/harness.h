@@ -18,8 +18,10 @@
 
 /* Port n (0..9) of the test numbered idx: 20000 + idx*10 + n. By convention
  * n = 0 is ringress's HTTP port, 9 its admin port, 1..8 backends.
- * Indices in use: routing 0-19, proxy 20-49, limits 50-63, ws 64-69,
- * stream 70-79, reload 80-89, signal 90-99; new files take 100 and up. */
+ * Tests run one at a time (--jobs=1), so only the indices within one file
+ * must differ; files started from these ranges (routing 0-19, proxy 20-54,
+ * upstream 40-64, limits 50-63, ws 64-69, stream 70-79, reload 80-89,
+ * signal 90-99, tls 100-103) and some overlap. */
 #define H_PORT(idx, n) (20000 + (idx) * 10 + (n))
 
 /* Fixture: makes the temporary directory, ignores SIGPIPE. */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1298,4 +1299,44 @@ Test(proxy, many_in_flight_batched)
 Test(proxy, many_in_flight_unbatched)
 {
 	many_in_flight(39, "0");
+}
+
+/* More receives complete in one pass through the kernel than the provided
+ * buffer ring holds (it keeps 128 of the pool's buffers, for the cache's
+ * sake): ringress is stopped while 400 clients send a request each, then
+ * resumed. The receives that find the ring empty (ENOBUFS) read again once
+ * it is refilled, the ring deepens (logged at debug), and every client gets
+ * its own answer. */
+Test(proxy, receive_burst_larger_than_the_buffer_ring)
+{
+	enum { N = 400 };
+	int port = start(54, "--log-level", "debug");
+	static struct h_conn c[N];
+	for (int i = 0; i < N; i++)
+		open_conn(&c[i], port);
+	cr_assert_eq(h_signal(ringress_pid, SIGSTOP), 0);
+	int sent = 0;
+	for (int i = 0; i < N; i++)
+		sent += h_conn_sendf(&c[i], "GET /burst?n=%d HTTP/1.1\r\nHost: p.local\r\n\r\n", i) == 0;
+	h_sleep_ms(100);
+	cr_assert_eq(h_signal(ringress_pid, SIGCONT), 0);
+	cr_assert_eq(sent, N);
+	for (int i = 0; i < N; i++) {
+		struct h_resp r;
+		cr_assert_eq(h_conn_response(&c[i], &r, false, 10000), 0, "client %d: no response", i);
+		cr_expect_eq(r.status, 200, "client %d: %d", i, r.status);
+		char want[32];
+		snprintf(want, sizeof(want), "/burst?n=%d", i);
+		const char *t = h_echo_value(&r, "target");
+		cr_expect(t && !strcmp(t, want), "client %d got the answer for %s", i, t ? t : "(none)");
+		h_resp_free(&r);
+		h_conn_close(&c[i]);
+	}
+	cr_expect(strstr(h_log_tail("ringress", 1 << 20), "buffer ring ran dry"),
+		  "the ring never ran dry: the test did not test the refill");
+	/* Still serving. */
+	struct h_resp r;
+	cr_assert_eq(h_get(&r, port, "p.local", "/after"), 0);
+	cr_expect_eq(r.status, 200);
+	h_resp_free(&r);
 }
