@@ -365,7 +365,8 @@ static void respond_headers(struct echo_conn *c, long n)
 	head_begin(c, &h, 200);
 	for (long i = 0; i < n; i++)
 		buf_printf(&h, "X-Fill-%ld: %s\r\n", i, fill);
-	buf_add(&h, "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n", 48);
+	static const char tail[] = "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+	buf_add(&h, tail, sizeof(tail) - 1);
 	send_all(c, h.p, is_head(c) ? h.len - 3 : h.len);
 	free(h.p);
 }
