@@ -132,6 +132,13 @@ pub fn build(b: *std.Build) void {
         b.installArtifact(ws);
     }
 
+    // An LD_PRELOAD library that makes allocations fail on shard threads
+    // (tests of the data plane's out-of-memory paths).
+    const failmalloc = b.addSharedLibrary(.{ .name = "failmalloc", .target = target, .optimize = optimize });
+    failmalloc.addCSourceFile(.{ .file = .{ .path = "tests/support/failmalloc.c" }, .flags = &cflags });
+    failmalloc.linkLibC();
+    const failmalloc_install = b.addInstallArtifact(failmalloc, .{ .dest_dir = .{ .override = .{ .custom = "tests" } } });
+
     // Tests: one Criterion executable for unit tests, one for integration.
     const test_step = b.step("test", "Run unit and integration tests");
     const unit = b.addExecutable(.{ .name = "unit-tests", .target = target, .optimize = optimize });
@@ -166,6 +173,8 @@ pub fn build(b: *std.Build) void {
     // bench_test runs `bench/run.sh --quick` so that the harness never rots.
     const test_micro = b.addInstallArtifact(addMicro(b, target, optimize, libs), .{ .dest_dir = .{ .override = .{ .custom = "tests" } } });
     run_integ.step.dependOn(&test_micro.step);
+    run_integ.step.dependOn(&failmalloc_install.step);
+    run_integ.setEnvironmentVariable("RINGRESS_FAILMALLOC", b.getInstallPath(.{ .custom = "tests" }, "libfailmalloc.so"));
     run_integ.setEnvironmentVariable("RINGRESS_MICRO", b.getInstallPath(.{ .custom = "tests" }, "ringress-micro"));
     test_step.dependOn(&run_integ.step);
 

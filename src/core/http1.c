@@ -76,8 +76,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 			uint16_t cap = h->hdr_cap ? (uint16_t)(h->hdr_cap * 2) : 16;
 			struct http1_header *n = h->hdr ? realloc(h->hdr, sizeof(*n) * cap)
 						       : blk_alloc(sizeof(*n) * cap, NULL);
-			if (!n)
+			if (!n) {
+				h->overflow = HTTP1_OVERFLOW_NOMEM;
 				return -1;
+			}
 			h->hdr = n;
 			h->hdr_cap = cap;
 		}

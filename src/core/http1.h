@@ -27,13 +27,15 @@ enum http1_body_ev {
 };
 
 /* A message head copied into one buffer; spans are offsets into buf. */
+#define HTTP1_OVERFLOW_NOMEM 2 /* no memory for one more header */
+
 struct http1_head {
 	char *buf;
 	uint32_t len, cap, limit; /* bytes held, allocated, allowed */
 	struct http1_span url;    /* request target */
 	struct http1_span reason; /* response reason phrase */
 	uint16_t nhdr;
-	uint8_t overflow;   /* too many headers */
+	uint8_t overflow;   /* too many headers, or HTTP1_OVERFLOW_NOMEM */
 	uint8_t folded;     /* a header value went on over a new line (obs-fold) */
 	uint8_t last;       /* 1: last callback was a field, 2: a value */
 	uint8_t event;      /* HTTP1_EV_* of the callback that paused the parser */

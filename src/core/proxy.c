@@ -226,8 +226,8 @@ static int parser_kick(llhttp_t *p, struct http1_head *h)
 
 /* Parses a message head from s's input into h. Returns 1 when the head is
  * complete (the parser is resumed, h->len ends at the head), 0 when more
- * input is needed, -E2BIG when the head is too large, -EPROTO when the
- * input is malformed. */
+ * input is needed, -E2BIG when the head is too large, -ENOMEM when there
+ * was no memory to hold it, -EPROTO when the input is malformed. */
 static int read_head(struct stream *s, llhttp_t *p, struct http1_head *h)
 {
 	while (!stream_rx_empty(s)) {
@@ -239,8 +239,9 @@ static int read_head(struct stream *s, llhttp_t *p, struct http1_head *h)
 
 		if (!n)
 			return -E2BIG;
-		if (http1_head_append(h, data, n) < 0)
-			return -E2BIG;
+		int r = http1_head_append(h, data, n);
+		if (r < 0)
+			return r;
 		h->event = HTTP1_EV_NONE;
 		llhttp_errno_t err = llhttp_execute(p, h->buf + old, n);
 		if (err == HPE_OK) {
@@ -255,7 +256,7 @@ static int read_head(struct stream *s, llhttp_t *p, struct http1_head *h)
 			return 1;
 		}
 		log_debug("proxy", "malformed message: %s", llhttp_get_error_reason(p));
-		return h->overflow ? -E2BIG : -EPROTO;
+		return h->overflow == HTTP1_OVERFLOW_NOMEM ? -ENOMEM : h->overflow ? -E2BIG : -EPROTO;
 	}
 	return h->len >= h->limit ? -E2BIG : 0;
 }
@@ -277,6 +278,14 @@ static void conn_abort(struct conn *c)
 {
 	upstream_detach_close(c);
 	stream_close(&c->s);
+}
+
+/* No memory for what must go out next (what: a response head, a send
+ * queue...): the response cannot be whole, so the connection ends. */
+static void conn_abort_nomem(struct conn *c, const char *what)
+{
+	log_warn("proxy", "out of memory for %s: closing a client connection", what);
+	conn_abort(c);
 }
 
 /* Closes the client connection once everything queued is sent: the write
@@ -335,12 +344,15 @@ static void respond_local(struct conn *c, int status, bool close)
 	if (close || sh->stopping)
 		c->flags |= C_F_CLOSE_AFTER;
 	if (!buf) {
-		conn_abort(c);
+		conn_abort_nomem(c, "a response");
 		return;
 	}
 	int n = http1_make_response(status, c->flags & C_F_HEAD, c->flags & C_F_CLOSE_AFTER,
 				    sh->date, buf, 1024);
-	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
+		conn_abort_nomem(c, "a send queue");
+		return;
+	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
 	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER))
@@ -363,7 +375,7 @@ static void respond_redirect(struct conn *c, const char *host, size_t hl)
 	if (!loc || !buf) {
 		free(loc);
 		free(buf);
-		conn_abort(c);
+		conn_abort_nomem(c, "a redirect");
 		return;
 	}
 	int ll = snprintf(loc, cap, "https://%.*s", (int)n, host);
@@ -382,7 +394,10 @@ static void respond_redirect(struct conn *c, const char *host, size_t hl)
 		conn_abort(c);
 		return;
 	}
-	stream_tx_push(&c->s, buf, (uint32_t)r, -1, buf);
+	if (stream_tx_push(&c->s, buf, (uint32_t)r, -1, buf) < 0) {
+		conn_abort_nomem(c, "a send queue");
+		return;
+	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
 }
@@ -394,11 +409,15 @@ static struct upstream *upstream_connect(struct shard *sh, const struct snap_end
 {
 	int one = 1;
 	int fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		log_warn("proxy", "cannot open a socket to upstream %s: %s (raise the open files "
+				  "limit, ulimit -n, if it is the limit)", ep->text, strerror(errno));
 		return NULL;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	struct upstream *u = calloc(1, sizeof(*u));
 	if (!u) {
+		log_warn("proxy", "out of memory for a connection to upstream %s", ep->text);
 		close(fd);
 		return NULL;
 	}
@@ -507,9 +526,14 @@ static int upstream_attach(struct conn *c, int same, bool flush)
 	u->head.on_body = NULL;
 	u->reusable = false;
 	/* The request head, with room behind it for a small body (one send). */
-	stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap);
-	for (uint8_t i = 0; i < c->nreplay; i++)
-		stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len, c->replay[i].bid, NULL);
+	bool queued = stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap) == 0;
+	for (uint8_t i = 0; queued && i < c->nreplay; i++)
+		queued = stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len,
+					c->replay[i].bid, NULL) == 0;
+	if (!queued) { /* out of memory for a send queue */
+		upstream_detach_close(c);
+		return -ENOMEM;
+	}
 	upstream_timer(c, u);
 	if ((u->s.flags & ST_F_CONNECTED) && flush) {
 		stream_want_rx(&u->s);
@@ -530,6 +554,7 @@ enum fail_kind {
 	FAIL_ERROR,    /* reset or closed before a complete response head */
 	FAIL_TIMEOUT,  /* no response within the read timeout */
 	FAIL_INVALID,  /* not HTTP */
+	FAIL_LOCAL,    /* ringress itself ran out of memory: nobody's fault upstream */
 };
 
 /* May the request go to another endpoint after this failure? */
@@ -580,7 +605,8 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 		if (upstream_attach(c, same, true) == 0)
 			return;
 	}
-	if (u && u->st && !stale && balancer_done(&sh->bal, u->st, false, 0, sh->now_ms))
+	if (u && u->st && !stale && kind != FAIL_LOCAL &&
+	    balancer_done(&sh->bal, u->st, false, 0, sh->now_ms))
 		log_warn("proxy", "endpoint %s of %s ejected for %llums after %u failures in a row",
 			 u->ep.text, c->backend ? c->backend->name : "-",
 			 (unsigned long long)u->st->backoff_ms, u->st->fails);
@@ -595,6 +621,18 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 		respond_local(c, status, c->rq != RQ_DONE);
 	else
 		stream_close(&c->s);
+}
+
+/* A response head that could not be read or written out (err from
+ * read_head or http1_rewrite_response): 503 when ringress had no memory for
+ * it, 502 when the upstream sent too much or not HTTP. */
+static void response_head_fail(struct conn *c, int err)
+{
+	if (err == -ENOMEM)
+		upstream_fail(c, 503, FAIL_LOCAL, "out of memory for the response head");
+	else
+		upstream_fail(c, 502, FAIL_INVALID,
+			      err == -EPROTO ? "invalid response head" : "response head too large");
 }
 
 void proxy_on_connect(struct upstream *u, int res)
@@ -763,7 +801,10 @@ static int start_request(struct conn *c)
 	if (info->expect_continue && has_body) {
 		fwd.strip_expect = true;
 		if (!(c->flags & C_F_HTTP10)) {
-			stream_tx_push(&c->s, continue_100, sizeof(continue_100) - 1, -1, NULL);
+			if (stream_tx_push(&c->s, continue_100, sizeof(continue_100) - 1, -1, NULL) < 0) {
+				conn_abort_nomem(c, "a send queue");
+				return -1;
+			}
 			c->flags |= C_F_CONTINUE;
 		}
 	}
@@ -776,7 +817,9 @@ static int start_request(struct conn *c)
 	int n = c->fwd_head ? http1_rewrite_request(&c->head, info, p, &fwd, c->fwd_head, cap)
 			    : -ENOMEM;
 	if (n < 0) {
-		respond_local(c, 500, true);
+		if (n == -ENOMEM)
+			log_warn("proxy", "out of memory for a forwarded request head: 503");
+		respond_local(c, n == -ENOMEM ? 503 : 500, true);
 		return -1;
 	}
 	c->fwd_len = (uint32_t)n;
@@ -789,8 +832,10 @@ static int start_request(struct conn *c)
 		c->s.flags |= ST_F_ONESHOT;
 	/* Not sent yet: conn_drive pumps what body came with the head into the
 	 * same send (appended behind the head), then flushes. */
-	if (upstream_attach(c, -1, false) < 0) {
-		respond_local(c, 502, true);
+	int r = upstream_attach(c, -1, false);
+	if (r < 0) {
+		/* No endpoint left to try: 502; no socket or memory here: 503. */
+		respond_local(c, r == -ENOMEM ? 503 : 502, true);
 		return -1;
 	}
 	return 0;
@@ -967,10 +1012,13 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 		    : -ENOMEM;
 	if (n < 0) {
 		free(buf);
-		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
+		response_head_fail(c, n);
 		return -1;
 	}
-	stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+	if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
+		conn_abort_nomem(c, "a send queue");
+		return -1;
+	}
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
 	upstream_uncount(u); /* a tunnel may idle for hours */
@@ -988,14 +1036,17 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 	return 0;
 }
 
-/* Moves whole received chunks from one side of a tunnel to the other. */
-static void tunnel_move(struct stream *from, struct stream *to)
+/* Moves whole received chunks from one side of a tunnel to the other.
+ * Returns false when a chunk could not be queued (out of memory). */
+static bool tunnel_move(struct stream *from, struct stream *to)
 {
 	while (!stream_rx_empty(from) && stream_tx_room(to)) {
 		struct rxchunk *ch = stream_rx_front(from);
-		stream_tx_push(to, stream_chunk_data(from, ch), ch->len, ch->bid, NULL);
+		if (stream_tx_push(to, stream_chunk_data(from, ch), ch->len, ch->bid, NULL) < 0)
+			return false;
 		stream_rx_consume(from, ch->len);
 	}
+	return true;
 }
 
 static void pump_tunnel(struct conn *c)
@@ -1007,9 +1058,8 @@ static void pump_tunnel(struct conn *c)
 		conn_abort(c);
 		return;
 	}
-	tunnel_move(&c->s, &u->s);
-	tunnel_move(&u->s, &c->s);
-	if ((c->s.flags | u->s.flags) & ST_F_ERROR) {
+	if (!tunnel_move(&c->s, &u->s) || !tunnel_move(&u->s, &c->s) ||
+	    ((c->s.flags | u->s.flags) & ST_F_ERROR)) {
 		conn_abort(c);
 		return;
 	}
@@ -1075,11 +1125,13 @@ static int response_head(struct conn *c, struct upstream *u)
 				    : -ENOMEM;
 			if (n < 0) {
 				free(buf);
-				upstream_fail(c, 502, FAIL_INVALID,
-					      "cannot forward an informational response");
+				response_head_fail(c, n);
 				return -1;
 			}
-			stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf);
+			if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
+				conn_abort_nomem(c, "a send queue");
+				return -1;
+			}
 		}
 		p->flags |= F_SKIPBODY; /* whatever framing headers it has */
 		parser_kick(p, &u->head); /* the 1xx message ends with its head */
@@ -1122,11 +1174,11 @@ static int response_head(struct conn *c, struct upstream *u)
 		    : -ENOMEM;
 	if (n < 0) {
 		free(buf);
-		upstream_fail(c, 502, FAIL_INVALID, "response head too large");
+		response_head_fail(c, n);
 		return -1;
 	}
 	if (stream_tx_push_heap(&c->s, buf, (uint32_t)n, got) < 0) {
-		conn_abort(c); /* out of memory: no body without its head */
+		conn_abort_nomem(c, "a send queue"); /* no body without its head */
 		return -1;
 	}
 	c->flags |= C_F_SENT;
@@ -1222,9 +1274,7 @@ static void pump_response(struct conn *c)
 			if (r == 0)
 				break;
 			if (r < 0) {
-				upstream_fail(c, 502, FAIL_INVALID,
-					      r == -E2BIG ? "response head too large"
-							  : "invalid response head");
+				response_head_fail(c, r);
 				return;
 			}
 			if (response_head(c, u) < 0)
@@ -1389,7 +1439,10 @@ static void conn_drive(struct conn *c)
 				}
 				break;
 			}
-			if (r < 0) {
+			if (r == -ENOMEM) {
+				log_warn("proxy", "out of memory for a request head: 503");
+				respond_local(c, 503, true);
+			} else if (r < 0) {
 				respond_local(c, r == -E2BIG ? 431 : 400, true);
 			} else {
 				c->flags &= ~C_F_KICKED;
@@ -1451,6 +1504,7 @@ void proxy_accept(struct shard *sh, int fd, bool tls)
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c || (!sh->scratch && !(sh->scratch = malloc(sh->cfg->max_header_size)))) {
+		log_warn("proxy", "out of memory for a new connection: closed");
 		free(c);
 		close(fd);
 		return;

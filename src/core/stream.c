@@ -216,6 +216,21 @@ static int rx_push(struct stream *s, uint16_t bid, uint32_t len)
 	return 0;
 }
 
+/* Queues received data (one reference on buffer bid, handed over). Data
+ * cannot be dropped from the middle of a stream: without memory for the
+ * queue the stream ends here, with an error its owner sees. */
+static bool rx_queue(struct stream *s, uint16_t bid, uint32_t len)
+{
+	if (rx_push(s, bid, len) == 0)
+		return true;
+	shard_buf_release(s->sh, bid);
+	log_warn("stream", "out of memory for received data: closing a connection");
+	s->flags |= ST_F_ERROR;
+	if (!s->err)
+		s->err = -ENOMEM;
+	return false;
+}
+
 /* Asks the kernel to cancel s's op (found by its user_data, by hash). */
 static void cancel_op(struct stream *s, unsigned op)
 {
@@ -380,8 +395,8 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 			shard_buf_release(s->sh, bid);
 		else if (s->tls)
 			tls_input(s, bid, (uint32_t)res);
-		else if (rx_push(s, bid, (uint32_t)res) < 0)
-			shard_buf_release(s->sh, bid);
+		else
+			rx_queue(s, bid, (uint32_t)res);
 	}
 	if (!more) {
 		s->flags &= (uint16_t)~(ST_F_RX_ARMED | ST_F_RX_CANCEL | ST_F_RX_MULTI);
@@ -543,8 +558,11 @@ static void tls_input(struct stream *s, uint16_t bid, uint32_t len)
 		char *out = shard_buf(s->sh, (uint32_t)pb);
 		int r = t->recv(s->tls, in + off, len - off, &used, out, s->sh->cfg->buf_size);
 		off += used;
-		if (r > 0 && rx_push(s, (uint16_t)pb, (uint32_t)r) == 0)
+		if (r > 0) {
+			if (!rx_queue(s, (uint16_t)pb, (uint32_t)r))
+				break;
 			continue; /* more may be waiting inside the transport */
+		}
 		shard_buf_release(s->sh, (uint16_t)pb);
 		if (r < 0) {
 			/* close_notify ends the stream; anything else is an error. */

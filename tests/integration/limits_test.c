@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <strings.h>
+#include <unistd.h>
 
 TestSuite(limits, .init = h_setup, .fini = h_teardown, .timeout = 40);
 
@@ -374,4 +376,124 @@ Test(limits, random_heads_keep_upstreams_in_step, .timeout = 60)
 		h_resp_free(&r);
 	}
 	cr_expect_gt(answered, 10, "only %d of the random heads were valid", answered);
+}
+
+/* ---- out of memory ---- */
+
+enum oom_outcome { OOM_OK, OOM_ERROR_STATUS, OOM_CLOSED };
+
+/* One request of kind k on c; asserts that whatever came is whole and right
+ * (a 200 with the expected body, or a 502/503), or that the connection
+ * closed; a response that never comes fails the test. */
+static enum oom_outcome oom_request(struct h_conn *c, int k, int i)
+{
+	static char body[3000];
+	h_pattern(body, sizeof(body), (uint64_t)i);
+	/* Kinds 0, 3, 4 and 5 are GETs; 1 and 2 POST a body to be echoed. */
+	static const struct {
+		const char *what, *target;
+		size_t len; /* of the body, 0: not checked */
+	} kind[6] = {
+		{"small GET", "/oom/_/bytes/100", 100},
+		{"POST with Content-Length", "/oom/_/echo", sizeof(body)},
+		{"chunked POST", "/oom/_/echo", sizeof(body)},
+		{"chunked response", "/oom/_/chunked/20000", 20000},
+		{"response with 40 extra headers", "/oom/_/headers/40", 0},
+		{"spliced response", "/oom/_/bytes/200000", 200000},
+	};
+	const char *what = kind[k].what;
+	size_t want_len = kind[k].len;
+	int e;
+	if (k == 1) {
+		e = h_conn_sendf(c, "POST %s HTTP/1.1\r\nHost: l.local\r\nContent-Length: %zu\r\n\r\n",
+				 kind[k].target, sizeof(body));
+		if (!e)
+			e = h_conn_send(c, body, sizeof(body), 3000);
+	} else if (k == 2) {
+		e = h_conn_sendf(c, "POST %s HTTP/1.1\r\nHost: l.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+				    "3e8\r\n%.1000s\r\n7d0\r\n%.2000s\r\n0\r\n\r\n",
+				 kind[k].target, body, body + 1000);
+	} else {
+		e = h_conn_sendf(c, "GET %s HTTP/1.1\r\nHost: l.local\r\n\r\n", kind[k].target);
+	}
+	struct h_resp r;
+	/* A send that failed (ringress closed) may still leave a response. */
+	int rr = h_conn_response(c, &r, false, 8000);
+	cr_assert_neq(rr, -ETIMEDOUT, "request %d (%s): no response and no close in 8 s (send %d)", i,
+		      what, e);
+	cr_assert_neq(rr, -EPROTO, "request %d (%s): a malformed response", i, what);
+	if (rr < 0)
+		return OOM_CLOSED;
+	enum oom_outcome out = OOM_OK;
+	if (r.status == 200) {
+		if (want_len)
+			cr_assert_eq(r.body_len, want_len, "request %d (%s): %zu bytes of %zu", i, what,
+				     r.body_len, want_len);
+		if (k == 1 || k == 2)
+			cr_assert(!memcmp(r.body, body, sizeof(body)), "request %d (%s): body changed", i,
+				  what);
+		if (k == 4)
+			cr_assert_eq(h_header_count(&r, "x-fill-39"), 1, "request %d: headers lost", i);
+		if (k == 5 || k == 0) {
+			const char *crc = h_header(&r, "x-body-crc32");
+			char hex[16];
+			snprintf(hex, sizeof(hex), "%08x", h_crc32(0, r.body, r.body_len));
+			cr_assert(crc && !strcasecmp(crc, hex), "request %d (%s): crc %s, body %s", i,
+				  what, crc ? crc : "-", hex);
+		}
+	} else {
+		cr_assert(r.status == 502 || r.status == 503, "request %d (%s): status %d", i, what,
+			  r.status);
+		out = OOM_ERROR_STATUS;
+	}
+	h_resp_free(&r);
+	return out;
+}
+
+/* 30 % of the allocations on the shard thread fail (tests/support/failmalloc.c,
+ * LD_PRELOAD) while 300 requests of six kinds go through: each gets its
+ * whole, right response, a 502/503, or a closed connection, never a hang
+ * or a corrupt response, and every failure is logged. With the failures
+ * off, ringress serves as before. */
+Test(limits, out_of_memory_gets_errors_not_hangs, .timeout = 120)
+{
+	const char *so = getenv("RINGRESS_FAILMALLOC");
+	cr_assert(so && !access(so, R_OK), "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
+	char flag[512];
+	snprintf(flag, sizeof(flag), "%s/failmalloc.on", h_dir());
+	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_FILE", flag, 1), 0);
+	int port = start(60, NULL, NULL, NULL, NULL);
+	unsetenv("LD_PRELOAD");
+	struct h_resp r;
+	cr_assert_eq(h_get(&r, port, "l.local", "/before"), 0);
+	cr_assert_eq(r.status, 200);
+	h_resp_free(&r);
+	cr_assert_eq(h_write("failmalloc.on", "on\n"), 0);
+	int count[3] = {0};
+	struct h_conn c;
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	for (int i = 0; i < 300; i++) {
+		enum oom_outcome o = oom_request(&c, i % 6, i);
+		count[o]++;
+		if (o != OOM_OK) {
+			h_conn_close(&c);
+			/* The connect itself may meet a failure (then it closes). */
+			cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+		}
+	}
+	h_conn_close(&c);
+	cr_assert_eq(h_remove("failmalloc.on"), 0);
+	cr_log_info("out of memory: %d whole responses, %d 502/503, %d closed", count[0], count[1],
+		    count[2]);
+	cr_expect_gt(count[1] + count[2], 10, "few failures: did the library load? (%d, %d)", count[1],
+		     count[2]);
+	cr_expect_gt(count[0], 10, "nothing went through (%d)", count[0]);
+	cr_expect(strstr(h_log_tail("ringress", 1 << 20), "out of memory"),
+		  "failures without a log line");
+	/* Failures off: served as before, every kind. */
+	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(oom_request(&c, i % 6, 1000 + i), OOM_OK, "request %d after the failures", i);
+	h_conn_close(&c);
 }

@@ -1,0 +1,78 @@
+/* failmalloc.c - an LD_PRELOAD library for the integration tests: makes
+ * malloc, calloc and realloc fail (NULL, ENOMEM) on ringress's shard
+ * threads, so that the data plane's out-of-memory paths run for real.
+ *
+ *   RINGRESS_FAILMALLOC_FILE      failures happen only while this file
+ *                                 exists (the test turns them on and off)
+ *   RINGRESS_FAILMALLOC_PERMILLE  share of calls that fail (default 300)
+ *
+ * Only threads whose name starts with "shard-" are affected: start-up and
+ * the control thread keep working. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+
+static __thread int8_t shard_thread = -1; /* -1: not known yet */
+static __thread uint64_t seed;
+
+static bool should_fail(void)
+{
+	static const char *file;
+	static int permille = -1;
+	if (permille < 0) {
+		const char *v = getenv("RINGRESS_FAILMALLOC_PERMILLE");
+		file = getenv("RINGRESS_FAILMALLOC_FILE");
+		permille = v ? atoi(v) : 300;
+	}
+	if (!file || shard_thread == 0)
+		return false;
+	if (shard_thread < 0) {
+		char name[17] = {0};
+		prctl(PR_GET_NAME, name);
+		if (strncmp(name, "shard-", 6))
+			return false; /* not named yet, or never a shard */
+		shard_thread = 1;
+		seed = (uintptr_t)&seed * 0x9e3779b97f4a7c15ull | 1;
+	}
+	if (access(file, F_OK))
+		return false;
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return (int)(seed % 1000) < permille;
+}
+
+void *malloc(size_t n)
+{
+	if (should_fail()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (should_fail()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+	if (should_fail()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_realloc(p, n);
+}
