@@ -1519,6 +1519,8 @@ void proxy_accept(struct shard *sh, int fd, bool tls)
 		void *ctx = sh->cur ? sh->cur->snap->tls_ctx : NULL;
 		c->s.tls = ctx && sh->cfg->tls_ops ? sh->cfg->tls_ops->conn_new(ctx) : NULL;
 		if (!c->s.tls) {
+			log_warn("proxy", "%s: a TLS connection closed",
+				 ctx ? "out of memory for its TLS state" : "no certificates loaded yet");
 			sh->nstreams--;
 			free(c);
 			close(fd);

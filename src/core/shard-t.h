@@ -105,6 +105,7 @@ enum stream_kind { STREAM_CLIENT, STREAM_UPSTREAM };
 #define ST_F_RX_PAUSED (1u << 10) /* recv stopped on purpose (splice) */
 #define ST_F_ONESHOT (1u << 11)   /* one recv at a time: exact back-pressure */
 #define ST_F_RX_MULTI (1u << 12)  /* the armed recv is multishot */
+#define ST_F_KICKED (1u << 13)    /* on the shard's kicked list */
 
 /* One socket and its queues. Embedded first in struct conn / upstream. */
 struct stream {
@@ -125,6 +126,7 @@ struct stream {
 	struct timer timer;
 	struct stream *starved_next;
 	struct stream *dead_next;
+	struct stream *kick_next;
 	void *tls; /* transport state (TLS) of a client connection, or NULL */
 };
 
@@ -247,6 +249,7 @@ struct shard {
 	uint16_t *ring_free; /* stack of free ring buffer ids */
 	uint32_t nring_free;
 	struct stream *starved;
+	struct stream *kicked; /* streams owed an event after this batch */
 	struct txq *free_txq; /* spare send queues */
 	struct stream *dead; /* closed with nothing in flight: freed after the batch */
 
@@ -326,6 +329,8 @@ bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size);
 void stream_flush(struct stream *s);
 void stream_close(struct stream *s);
 void shard_reap(struct shard *sh);
+void stream_kick(struct stream *s);
+void shard_run_kicks(struct shard *sh);
 void shard_txq_free_all(struct shard *sh);
 void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe);
 void stream_on_send(struct stream *s, struct io_uring_cqe *cqe);

@@ -517,6 +517,7 @@ static void *shard_main(void *arg)
 		}
 		io_uring_cq_advance(&sh->ring, n);
 		timers_run(sh);
+		shard_run_kicks(sh);
 		shard_reap(sh);
 		if (sh->stopping && !sh->nstreams && !sh->accepting && !sh->accepting_tls)
 			break;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -353,6 +354,29 @@ static void stream_finalize(struct stream *s)
 	proxy_on_closed(s);
 }
 
+/* Owes s an event (proxy_on_event) after the current batch of completions:
+ * for a change no completion will report, such as a TLS failure found while
+ * encrypting, when nothing is left to send. */
+void stream_kick(struct stream *s)
+{
+	if (s->flags & (ST_F_KICKED | ST_F_CLOSING))
+		return;
+	s->flags |= ST_F_KICKED;
+	s->kick_next = s->sh->kicked;
+	s->sh->kicked = s;
+}
+
+void shard_run_kicks(struct shard *sh)
+{
+	while (sh->kicked) {
+		struct stream *s = sh->kicked;
+		sh->kicked = s->kick_next;
+		s->flags &= (uint16_t)~ST_F_KICKED;
+		if (!(s->flags & ST_F_CLOSING))
+			proxy_on_event(s);
+	}
+}
+
 /* Finalises the streams whose close found nothing in flight. */
 void shard_reap(struct shard *sh)
 {
@@ -507,6 +531,18 @@ bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size)
 /* Under TLS: encrypts what waits in the plaintext queue (once the
  * handshake is done, while the ciphertext queue has room) and moves the
  * transport's output (handshake, records, alerts) to the ciphertext queue. */
+/* No memory for the ciphertext of a TLS stream: its records would be lost
+ * (or stay unsent for good), so the stream ends with an error. */
+static void tls_out_of_memory(struct stream *s)
+{
+	if (!(s->flags & ST_F_ERROR))
+		log_warn("stream", "out of memory for TLS records: closing a connection");
+	s->flags |= ST_F_ERROR;
+	if (!s->err)
+		s->err = -ENOMEM;
+	stream_kick(s);
+}
+
 static void tls_prepare(struct stream *s)
 {
 	const struct transport_ops *t = s->sh->cfg->tls_ops;
@@ -515,8 +551,20 @@ static void tls_prepare(struct stream *s)
 	if (q && q->n && t->established(s->tls) && (!s->ctq || s->ctq->n < TX_MAX - 2)) {
 		uint8_t i = 0;
 		for (; i < q->n; i++) {
-			if (t->send(s->tls, q->tx[i].base, q->tx[i].len) < 0)
+			int r = t->send(s->tls, q->tx[i].base, q->tx[i].len);
+			if (r == -ENOBUFS || r == -EAGAIN)
+				break; /* again once the pending output is out */
+			if (r < 0) {
+				/* The TLS connection failed (out of memory, say): what
+				 * is queued can never go out. Its owner learns it from
+				 * the error, now or (nothing else may come) after the
+				 * batch. */
+				s->flags |= ST_F_ERROR;
+				if (!s->err)
+					s->err = r;
+				stream_kick(s);
 				break;
+			}
 			if (q->tx[i].bid >= 0)
 				shard_buf_release(s->sh, (uint16_t)q->tx[i].bid);
 			blk_free(q->tx[i].heap, q->tx[i].heap_size);
@@ -527,13 +575,19 @@ static void tls_prepare(struct stream *s)
 	}
 	while (!s->ctq || s->ctq->n < TX_MAX) {
 		char *buf = malloc(TLS_CHUNK);
-		size_t n = buf ? t->pending(s->tls, buf, TLS_CHUNK) : 0;
+		if (!buf) {
+			tls_out_of_memory(s);
+			break;
+		}
+		size_t n = t->pending(s->tls, buf, TLS_CHUNK);
 		if (!n) {
 			free(buf);
 			break;
 		}
-		if (txq_push(s, &s->ctq, buf, (uint32_t)n, -1, buf, 0) < 0)
+		if (txq_push(s, &s->ctq, buf, (uint32_t)n, -1, buf, 0) < 0) {
+			tls_out_of_memory(s); /* those records are lost */
 			break;
+		}
 	}
 }
 
@@ -650,6 +704,16 @@ void stream_on_send(struct stream *s, struct io_uring_cqe *cqe)
 	}
 }
 
+/* Takes s off a list of streams linked through the field at byte offset
+ * `link` (starved_next, kick_next). */
+static void stream_unlink(struct stream **pp, struct stream *s, size_t link)
+{
+	while (*pp && *pp != s)
+		pp = (struct stream **)((char *)*pp + link);
+	if (*pp)
+		*pp = *(struct stream **)((char *)s + link);
+}
+
 /* Starts closing: cancels whatever is in flight; the stream is finalised
  * (fd closed, buffers returned, owner told) when the last CQE arrives. */
 void stream_close(struct stream *s)
@@ -659,14 +723,11 @@ void stream_close(struct stream *s)
 	s->flags |= ST_F_CLOSING;
 	timer_del(&s->timer);
 	stream_drop_rx(s);
-	if (s->flags & ST_F_STARVED) {
-		struct stream **pp = &s->sh->starved;
-		while (*pp && *pp != s)
-			pp = &(*pp)->starved_next;
-		if (*pp)
-			*pp = s->starved_next;
-		s->flags &= (uint16_t)~ST_F_STARVED;
-	}
+	if (s->flags & ST_F_STARVED)
+		stream_unlink(&s->sh->starved, s, offsetof(struct stream, starved_next));
+	if (s->flags & ST_F_KICKED)
+		stream_unlink(&s->sh->kicked, s, offsetof(struct stream, kick_next));
+	s->flags &= (uint16_t)~(ST_F_STARVED | ST_F_KICKED);
 	if (!s->inflight) {
 		/* Freed after the current batch of completions: callers up the
 		 * stack may still look at the stream's flags. */

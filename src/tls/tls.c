@@ -4,7 +4,9 @@
 #include "core/log.h"
 #include "tls/ticket.h"
 
+#include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -211,9 +213,15 @@ static int tls_failure(struct tls_conn *c, int ret)
 				tls_count(errors);
 			else
 				tls_count(handshake_errors);
-			log_debug(TLS_LOG, "%s: %s (%d)",
-				  c->established ? "record error" : "handshake failed",
-				  wolfSSL_ERR_reason_error_string((unsigned long)err), err);
+			/* A peer's bad input is its business (debug); memory
+			 * running out is the operator's (warn). */
+			if (err == MEMORY_E || err == MEMORY_ERROR)
+				log_warn(TLS_LOG, "out of memory in a TLS %s: closing a connection",
+					 c->established ? "connection" : "handshake");
+			else
+				log_debug(TLS_LOG, "%s: %s (%d)",
+					  c->established ? "record error" : "handshake failed",
+					  wolfSSL_ERR_reason_error_string((unsigned long)err), err);
 		}
 		c->failed = true;
 		return -EPROTO;

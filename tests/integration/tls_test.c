@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 static const char *fixture(const char *name)
@@ -304,4 +305,60 @@ Test(tls, alpn_and_stalled_handshake)
 	cr_expect_lt(h_now_ms() - t0, 8000);
 	h_conn_close(&c);
 	cr_expect(h_alive(pid));
+}
+
+/* 2 % of the allocations on the shard thread fail (tests/support/failmalloc.c,
+ * LD_PRELOAD; a TLS handshake makes dozens) while 60 HTTPS requests come in:
+ * each gets its whole answer, or a failed handshake or closed connection at
+ * once (curl's exit status 28 would be a wait of 10 s); the failures are
+ * logged; once they stop, HTTPS is served as before. */
+Test(tls, out_of_memory_in_handshakes)
+{
+	int echo = H_PORT(104, 0), http = H_PORT(104, 1), admin = H_PORT(104, 2),
+	    https = H_PORT(104, 3);
+	const char *so = getenv("RINGRESS_FAILMALLOC");
+	cr_assert(so && !access(so, R_OK), "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
+	char flag[512], hp[16], res[64], url[128];
+	snprintf(flag, sizeof(flag), "%s/failmalloc.on", h_dir());
+	cr_assert_gt(h_echo("web", echo), 0);
+	setup_manifests(echo);
+	snprintf(hp, sizeof(hp), "%d", https);
+	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
+	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_FILE", flag, 1), 0);
+	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_PERMILLE", "20", 1), 0);
+	pid_t p = h_ringress_ready(http, admin, "--https-port", hp, NULL);
+	unsetenv("LD_PRELOAD"); /* not for curl */
+	cr_assert_gt(p, 0);
+	snprintf(res, sizeof(res), "a.example.com:%d:127.0.0.1", https);
+	cr_assert_eq(h_write("failmalloc.on", "on\n"), 0);
+	int ok = 0, failed = 0;
+	for (int i = 0; i < 60; i++) {
+		struct h_resp r = {0};
+		snprintf(url, sizeof(url), "https://a.example.com:%d/_/bytes/%d", https, 1000 * (i + 1));
+		int e = h_curl(&r, "--cacert", fixture("ca.crt"), "--resolve", res, url, NULL);
+		cr_assert_neq(e, 28, "request %d: no answer and no close in 10 s; log:\n%s", i,
+			      h_log_tail("ringress", 4000));
+		if (e == 0 && r.status == 200) {
+			cr_assert_eq(r.body_len, (size_t)(1000 * (i + 1)), "request %d: %zu bytes", i, r.body_len);
+			ok++;
+		} else {
+			cr_assert(e != 0 || r.status == 502 || r.status == 503, "request %d: status %d", i,
+				  r.status);
+			failed++;
+		}
+		h_resp_free(&r);
+	}
+	cr_assert_eq(h_remove("failmalloc.on"), 0);
+	cr_log_info("TLS out of memory: %d answered, %d failed", ok, failed);
+	cr_expect_gt(failed, 5, "few failures: did the library load?");
+	cr_expect_gt(ok, 0, "no handshake went through");
+	cr_expect(strstr(h_log_tail("ringress", 1 << 20), "out of memory"), "failures without a log line");
+	cr_assert(h_alive(p));
+	for (int i = 0; i < 10; i++) {
+		struct h_resp r = {0};
+		snprintf(url, sizeof(url), "https://a.example.com:%d/after", https);
+		cr_assert_eq(h_curl(&r, "--cacert", fixture("ca.crt"), "--resolve", res, url, NULL), 0);
+		cr_expect_eq(r.status, 200);
+		h_resp_free(&r);
+	}
 }
