@@ -103,12 +103,14 @@ static int reload(struct k8s_controller *c)
 
 err:
 	k8s_store_free(store);
+	/* Why, once more: out of memory in the translation or the build has
+	 * no line of its own. */
 	if (c->generation)
-		log_warn(TAG, "keeping last good configuration (generation %llu)",
-			 (unsigned long long)c->generation);
+		log_warn(TAG, "keeping last good configuration (generation %llu): %s",
+			 (unsigned long long)c->generation, strerror(-ret));
 	else
-		log_error(TAG, "no good configuration yet: nothing is served until %s loads",
-			  c->path);
+		log_error(TAG, "no good configuration yet (%s): nothing is served until %s loads",
+			  strerror(-ret), c->path);
 	return ret;
 }
 
@@ -159,6 +161,7 @@ static void *control_thread(void *arg)
 	struct k8s_controller *c = arg;
 	int64_t deadline = -1; /* when to reload; -1 = nothing pending */
 
+	pthread_setname_np(pthread_self(), "control");
 	for (;;) {
 		struct pollfd fds[2] = {{.fd = c->stop_fd, .events = POLLIN},
 					{.fd = c->ifd, .events = POLLIN}};

@@ -94,32 +94,43 @@ static bool looks_float(const char *s)
 }
 
 /* Resolves a plain scalar (or one tagged !!null/!!bool/!!int/!!float) to a
- * typed value, or returns NULL to keep it a string. */
-static cJSON *resolve_plain(const char *v)
+ * typed value: true with *out set (NULL when out of memory), or false to
+ * keep it a string. */
+static bool resolve_plain(const char *v, cJSON **out)
 {
 	const char *d = v;
 
 	if (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-	    !strcmp(v, "NULL"))
-		return cJSON_CreateNull();
-	if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE"))
-		return cJSON_CreateTrue();
-	if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE"))
-		return cJSON_CreateFalse();
+	    !strcmp(v, "NULL")) {
+		*out = cJSON_CreateNull();
+		return true;
+	}
+	if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE")) {
+		*out = cJSON_CreateTrue();
+		return true;
+	}
+	if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE")) {
+		*out = cJSON_CreateFalse();
+		return true;
+	}
 	if (*d == '+' || *d == '-')
 		d++;
 	if (d[0] == '0' && (d[1] == 'x' || d[1] == 'o') && d[2]) {
 		bool hex = d[1] == 'x';
 		if (!is_digits(d + 2, hex ? isxdigit : isodigit_))
-			return NULL;
+			return false;
 		double n = (double)strtoull(d + 2, NULL, hex ? 16 : 8);
-		return cJSON_CreateNumber(*v == '-' ? -n : n);
+		*out = cJSON_CreateNumber(*v == '-' ? -n : n);
+		return true;
 	}
-	if (looks_float(v))
-		return cJSON_CreateNumber(strtod(v, NULL));
-	return NULL;
+	if (looks_float(v)) {
+		*out = cJSON_CreateNumber(strtod(v, NULL));
+		return true;
+	}
+	return false;
 }
 
+/* The scalar's value, or NULL when out of memory. */
 static cJSON *scalar_value(const yaml_event_t *ev)
 {
 	const char *v = (const char *)ev->data.scalar.value;
@@ -133,11 +144,9 @@ static cJSON *scalar_value(const yaml_event_t *ev)
 	} else {
 		resolve = !tag && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	}
-	if (resolve) {
-		cJSON *j = resolve_plain(v);
-		if (j)
-			return j;
-	}
+	cJSON *j;
+	if (resolve && resolve_plain(v, &j))
+		return j;
 	return cJSON_CreateString(v);
 }
 
@@ -186,13 +195,18 @@ static void clear_anchors(struct parse *p)
  * document root). Takes ownership of v in every case. */
 static int attach(struct parse *p, cJSON *v, const yaml_mark_t *m)
 {
+	if (!v)
+		return -ENOMEM; /* the value could not be made */
 	if (p->depth == 0) {
 		p->root = v;
 		return 0;
 	}
 	struct frame *f = &p->stack[p->depth - 1];
 	if (cJSON_IsArray(f->node)) {
-		cJSON_AddItemToArray(f->node, v);
+		if (!cJSON_AddItemToArray(f->node, v)) {
+			cJSON_Delete(v);
+			return -ENOMEM;
+		}
 		return 0;
 	}
 	if (!f->key) {
@@ -203,7 +217,12 @@ static int attach(struct parse *p, cJSON *v, const yaml_mark_t *m)
 		cJSON_Delete(v);
 		return fail(p, m, "duplicate mapping key \"%s\"", f->key);
 	}
-	cJSON_AddItemToObject(f->node, f->key, v);
+	/* cJSON copies the key: out of memory, the value would be dropped
+	 * without a word, and an object would load without a field. */
+	if (!cJSON_AddItemToObject(f->node, f->key, v)) {
+		cJSON_Delete(v);
+		return -ENOMEM;
+	}
 	free(f->key);
 	f->key = NULL;
 	return 0;

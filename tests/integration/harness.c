@@ -459,6 +459,31 @@ int h_remove(const char *rel)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
+int h_failmalloc_preload(const char *threads, int permille)
+{
+	const char *so = getenv("RINGRESS_FAILMALLOC");
+	char flag[PATH_MAX], pm[16];
+	if (!so || access(so, R_OK))
+		return -ENOENT;
+	snprintf(flag, sizeof(flag), "%s/failmalloc.on", H.dir);
+	snprintf(pm, sizeof(pm), "%d", permille);
+	if (setenv("LD_PRELOAD", so, 1) || setenv("RINGRESS_FAILMALLOC_FILE", flag, 1) ||
+	    setenv("RINGRESS_FAILMALLOC_THREADS", threads, 1) ||
+	    setenv("RINGRESS_FAILMALLOC_PERMILLE", pm, 1))
+		return -errno;
+	return 0;
+}
+
+void h_failmalloc_spawned(void)
+{
+	unsetenv("LD_PRELOAD");
+}
+
+int h_failmalloc_on(bool on)
+{
+	return on ? h_write("failmalloc.on", "on\n") : h_remove("failmalloc.on");
+}
+
 static char *xasprintf(const char *fmt, ...)
 {
 	char *s = NULL;

@@ -161,6 +161,19 @@ int h_conn_wait_closed(struct h_conn *c, int timeout_ms);
  * (no Host header). Returns as h_conn_response. */
 int h_get(struct h_resp *r, int port, const char *host, const char *target);
 
+/* ---- out of memory (tests/support/failmalloc.c) ---- */
+
+/* The processes spawned from now until h_failmalloc_spawned() preload the
+ * library named by $RINGRESS_FAILMALLOC (zig build test sets it). While
+ * h_failmalloc_on(true), it fails permille in 1000 allocations of their
+ * threads whose name starts with `threads` ("shard-", "control"). Returns 0
+ * or -ENOENT when the library is not there. */
+int h_failmalloc_preload(const char *threads, int permille);
+/* The processes that follow do not preload it (curl, say). */
+void h_failmalloc_spawned(void);
+/* Turns the failures on or off. Returns 0 or -errno. */
+int h_failmalloc_on(bool on);
+
 /* ---- misc ---- */
 
 /* CRC-32 (zlib's), crc 0 to start. */

@@ -457,19 +457,14 @@ static enum oom_outcome oom_request(struct h_conn *c, int k, int i)
  * off, ringress serves as before. */
 Test(limits, out_of_memory_gets_errors_not_hangs, .timeout = 120)
 {
-	const char *so = getenv("RINGRESS_FAILMALLOC");
-	cr_assert(so && !access(so, R_OK), "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
-	char flag[512];
-	snprintf(flag, sizeof(flag), "%s/failmalloc.on", h_dir());
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
-	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_FILE", flag, 1), 0);
+	cr_assert_eq(h_failmalloc_preload("shard-", 300), 0, "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
 	int port = start(60, NULL, NULL, NULL, NULL);
-	unsetenv("LD_PRELOAD");
+	h_failmalloc_spawned();
 	struct h_resp r;
 	cr_assert_eq(h_get(&r, port, "l.local", "/before"), 0);
 	cr_assert_eq(r.status, 200);
 	h_resp_free(&r);
-	cr_assert_eq(h_write("failmalloc.on", "on\n"), 0);
+	cr_assert_eq(h_failmalloc_on(true), 0);
 	int count[3] = {0};
 	struct h_conn c;
 	cr_assert_eq(h_conn_open(&c, port, 2000), 0);
@@ -483,7 +478,7 @@ Test(limits, out_of_memory_gets_errors_not_hangs, .timeout = 120)
 		}
 	}
 	h_conn_close(&c);
-	cr_assert_eq(h_remove("failmalloc.on"), 0);
+	cr_assert_eq(h_failmalloc_on(false), 0);
 	cr_log_info("out of memory: %d whole responses, %d 502/503, %d closed", count[0], count[1],
 		    count[2]);
 	cr_expect_gt(count[1] + count[2], 10, "few failures: did the library load? (%d, %d)", count[1],

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 TestSuite(reload, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
@@ -174,4 +175,40 @@ Test(reload, rapid_edits_settle_on_last)
 	h_sleep_ms(1000);
 	for (int i = 0; i < 5; i++)
 		cr_expect_str_eq(who(port, "r.local", "/"), "b", "routing flaps after edits settled");
+}
+
+/* A few allocations of the control thread fail (tests/support/failmalloc.c,
+ * 3 in 1000) while the Ingress is edited 20 times: a reload that meets a
+ * failure is rejected whole with its reason logged, the last good
+ * configuration answers every request meanwhile, and the first edit after
+ * the failures stop applies. */
+Test(reload, out_of_memory_keeps_last_good)
+{
+	cr_assert_eq(h_failmalloc_preload("control", 3), 0, "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
+	int port = start(84);
+	h_failmalloc_spawned();
+	cr_assert_eq(h_failmalloc_on(true), 0);
+	for (int i = 0; i < 20; i++) {
+		const char *svc = i % 2 ? "a" : "b";
+		cr_assert_eq(h_write_atomic("m/20-ing.yaml", "%s",
+					    h_yaml_ingress("demo", "r", "r.local", "/", "Prefix", svc)),
+			     0);
+		for (int k = 0; k < 5; k++) {
+			const char *got = who(port, "r.local", "/");
+			cr_assert(!strcmp(got, "a") || !strcmp(got, "b"), "edit %d: r.local answered %s; log:\n%s",
+				  i, got, h_log_tail("ringress", 3000));
+			h_sleep_ms(50);
+		}
+	}
+	cr_assert_eq(h_failmalloc_on(false), 0);
+	const char *log = h_log_tail("ringress", 1 << 20);
+	cr_expect(strstr(log, "keeping last good configuration (generation") &&
+			  strstr(log, "Cannot allocate memory"),
+		  "no reload met a failure, or its reason was not logged:\n%s", h_log_tail("ringress", 3000));
+	cr_assert_eq(h_write_atomic("m/20-ing.yaml", "%s---\n%s",
+				    h_yaml_ingress("demo", "r", "r.local", "/", "Prefix", "a"),
+				    h_yaml_ingress("demo", "f", "final.local", "/", "Prefix", "b")),
+		     0);
+	cr_expect_geq(until(port, "final.local", "/", "b"), 0, "the edit after the failures did not apply");
+	cr_expect_str_eq(who(port, "r.local", "/"), "a");
 }

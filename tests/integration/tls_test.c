@@ -316,21 +316,16 @@ Test(tls, out_of_memory_in_handshakes)
 {
 	int echo = H_PORT(104, 0), http = H_PORT(104, 1), admin = H_PORT(104, 2),
 	    https = H_PORT(104, 3);
-	const char *so = getenv("RINGRESS_FAILMALLOC");
-	cr_assert(so && !access(so, R_OK), "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
-	char flag[512], hp[16], res[64], url[128];
-	snprintf(flag, sizeof(flag), "%s/failmalloc.on", h_dir());
+	char hp[16], res[64], url[128];
 	cr_assert_gt(h_echo("web", echo), 0);
 	setup_manifests(echo);
 	snprintf(hp, sizeof(hp), "%d", https);
-	cr_assert_eq(setenv("LD_PRELOAD", so, 1), 0);
-	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_FILE", flag, 1), 0);
-	cr_assert_eq(setenv("RINGRESS_FAILMALLOC_PERMILLE", "20", 1), 0);
+	cr_assert_eq(h_failmalloc_preload("shard-", 20), 0, "RINGRESS_FAILMALLOC (libfailmalloc.so) not set: run through zig build test");
 	pid_t p = h_ringress_ready(http, admin, "--https-port", hp, NULL);
-	unsetenv("LD_PRELOAD"); /* not for curl */
+	h_failmalloc_spawned(); /* not for curl */
 	cr_assert_gt(p, 0);
 	snprintf(res, sizeof(res), "a.example.com:%d:127.0.0.1", https);
-	cr_assert_eq(h_write("failmalloc.on", "on\n"), 0);
+	cr_assert_eq(h_failmalloc_on(true), 0);
 	int ok = 0, failed = 0;
 	for (int i = 0; i < 60; i++) {
 		struct h_resp r = {0};
@@ -348,7 +343,7 @@ Test(tls, out_of_memory_in_handshakes)
 		}
 		h_resp_free(&r);
 	}
-	cr_assert_eq(h_remove("failmalloc.on"), 0);
+	cr_assert_eq(h_failmalloc_on(false), 0);
 	cr_log_info("TLS out of memory: %d answered, %d failed", ok, failed);
 	cr_expect_gt(failed, 5, "few failures: did the library load?");
 	cr_expect_gt(ok, 0, "no handshake went through");

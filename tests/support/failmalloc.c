@@ -5,9 +5,11 @@
  *   RINGRESS_FAILMALLOC_FILE      failures happen only while this file
  *                                 exists (the test turns them on and off)
  *   RINGRESS_FAILMALLOC_PERMILLE  share of calls that fail (default 300)
- *
- * Only threads whose name starts with "shard-" are affected: start-up and
- * the control thread keep working. */
+ *   RINGRESS_FAILMALLOC_THREADS   the threads affected: those whose name
+ *                                 starts with this (default "shard-", the
+ *                                 data plane; "control" for the control
+ *                                 thread); start-up and the others keep
+ *                                 working */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,26 +22,34 @@ extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
 
-static __thread int8_t shard_thread = -1; /* -1: not known yet */
+static __thread bool chosen;       /* a thread of the chosen kind */
+static __thread uint32_t calls;    /* by a thread not (yet) chosen */
 static __thread uint64_t seed;
 
 static bool should_fail(void)
 {
-	static const char *file;
+	static const char *file, *prefix;
 	static int permille = -1;
 	if (permille < 0) {
 		const char *v = getenv("RINGRESS_FAILMALLOC_PERMILLE");
 		file = getenv("RINGRESS_FAILMALLOC_FILE");
+		prefix = getenv("RINGRESS_FAILMALLOC_THREADS");
+		if (!prefix || !*prefix)
+			prefix = "shard-";
 		permille = v ? atoi(v) : 300;
 	}
-	if (!file || shard_thread == 0)
+	if (!file)
 		return false;
-	if (shard_thread < 0) {
+	if (!chosen) {
+		/* A thread is named after it starts: look again now and then
+		 * (prctl is a system call). */
+		if (calls++ & 255)
+			return false;
 		char name[17] = {0};
 		prctl(PR_GET_NAME, name);
-		if (strncmp(name, "shard-", 6))
-			return false; /* not named yet, or never a shard */
-		shard_thread = 1;
+		if (strncmp(name, prefix, strlen(prefix)))
+			return false;
+		chosen = true;
 		seed = (uintptr_t)&seed * 0x9e3779b97f4a7c15ull | 1;
 	}
 	if (access(file, F_OK))
