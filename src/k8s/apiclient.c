@@ -326,8 +326,13 @@ struct k8s_call *k8s_api_call(struct k8s_api *api, const char *method, const cha
 	 * (libcurl's default). */
 	if (timeout_ms > 0)
 		ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
-	if (conn->ca_file)
+	if (conn->ca_file) {
+		/* The cluster's CA only, as client-go: not also the system's
+		 * CA directory, which libcurl would otherwise add (and parse,
+		 * hundreds of certificates, for every new connection). */
 		ok &= curl_easy_setopt(e, CURLOPT_CAINFO, conn->ca_file) == CURLE_OK;
+		ok &= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) == CURLE_OK;
+	}
 	if (conn->insecure) {
 		ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
 		ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;

@@ -9,10 +9,17 @@
  *                                 starts with this (default "shard-", the
  *                                 data plane; "control" for the control
  *                                 thread); start-up and the others keep
- *                                 working */
+ *                                 working
+ *
+ * A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) prints a
+ * backtrace to stderr, which the tests show with the log, before the
+ * process dies. */
 #include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -58,6 +65,28 @@ static bool should_fail(void)
 	seed ^= seed >> 7;
 	seed ^= seed << 17;
 	return (int)(seed % 1000) < permille;
+}
+
+static void on_fatal(int sig)
+{
+	void *frames[32];
+	char msg[64];
+	int n = backtrace(frames, 32);
+	int len = snprintf(msg, sizeof(msg), "failmalloc: fatal signal %d, backtrace:\n", sig);
+	if (write(2, msg, (size_t)len) < 0)
+		_exit(128 + sig);
+	backtrace_symbols_fd(frames, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+__attribute__((constructor)) static void setup(void)
+{
+	void *frames[2];
+	backtrace(frames, 2); /* loads libgcc now, not in the handler */
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_fatal);
 }
 
 void *malloc(size_t n)
