@@ -246,6 +246,7 @@ struct shard {
 	uint32_t br_avail;  /* buffers in the ring, not yet taken by the kernel */
 	uint32_t br_depth;
 	uint64_t br_dry_ms; /* when a receive last found the ring empty */
+	bool br_grown;      /* the depth doubled since the last refill */
 	uint16_t *ring_free; /* stack of free ring buffer ids */
 	uint32_t nring_free;
 	struct stream *starved;

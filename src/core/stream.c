@@ -97,6 +97,7 @@ void shard_buf_release(struct shard *sh, uint16_t bid)
 void shard_buf_refill(struct shard *sh)
 {
 	int n = 0;
+	sh->br_grown = false;
 	while (sh->br_avail < sh->br_depth && sh->nring_free) {
 		uint16_t bid = sh->ring_free[--sh->nring_free];
 		io_uring_buf_ring_add(sh->br, shard_buf(sh, bid), sh->cfg->buf_size, bid,
@@ -123,8 +124,11 @@ void shard_buf_refill(struct shard *sh)
 void shard_buf_ran_dry(struct shard *sh)
 {
 	sh->br_dry_ms = sh->now_ms;
-	if (sh->br_depth >= sh->nbufs)
+	/* Once per refill: the receives of one pass find the ring empty
+	 * together, and one doubling is the answer to all of them. */
+	if (sh->br_depth >= sh->nbufs || sh->br_grown)
 		return;
+	sh->br_grown = true;
 	sh->br_depth = sh->br_depth * 2 < sh->nbufs ? sh->br_depth * 2 : sh->nbufs;
 	log_debug("stream", "shard %d: the provided buffer ring ran dry: it holds up to %u "
 			    "buffers from now on", sh->id, sh->br_depth);
