@@ -1308,7 +1308,9 @@ static void pump_response(struct conn *c)
 	if (!(u->s.flags & (ST_F_EOF | ST_F_ERROR)))
 		return;
 	/* The upstream closed (or failed) with nothing left to parse. */
-	if (c->rs == RS_HEAD) {
+	if (c->rs == RS_HEAD && (u->s.flags & ST_F_ERROR) && u->s.err == -ENOMEM) {
+		response_head_fail(c, -ENOMEM); /* ours, not the upstream's */
+	} else if (c->rs == RS_HEAD) {
 		upstream_fail(c, 502, FAIL_ERROR,
 			      u->s.flags & ST_F_ERROR ? strerror(-u->s.err)
 						      : "closed the connection before responding");
@@ -1470,8 +1472,11 @@ static void conn_drive(struct conn *c)
 		}
 		if (c->rq == RQ_DONE && c->rs == RS_DONE) {
 			finish_request(c);
-			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER))
-				continue; /* a pipelined request is waiting */
+			/* A pipelined request is waiting: served now if its answer
+			 * has room in the send queue, else once a send completes
+			 * (local answers, 404s say, go out eight at a time). */
+			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER) && stream_tx_room(s))
+				continue;
 		}
 		break;
 	}

@@ -104,10 +104,12 @@ void shard_buf_refill(struct shard *sh)
 				      io_uring_buf_ring_mask(sh->nbufs), n++);
 		sh->br_avail++;
 	}
-	if (!n)
+	if (n)
+		io_uring_buf_ring_advance(sh->br, n);
+	if (!sh->br_avail)
 		return;
-	io_uring_buf_ring_advance(sh->br, n);
-	/* Streams that stopped on ENOBUFS can read again. */
+	/* Streams that stopped on ENOBUFS can read again (also those whose
+	 * ENOBUFS came after the refill that filled the ring). */
 	while (sh->starved) {
 		struct stream *s = sh->starved;
 		sh->starved = s->starved_next;
@@ -221,6 +223,8 @@ static int rx_push(struct stream *s, uint16_t bid, uint32_t len)
 	return 0;
 }
 
+static void cancel_op(struct stream *s, unsigned op);
+
 /* Queues received data (one reference on buffer bid, handed over). Data
  * cannot be dropped from the middle of a stream: without memory for the
  * queue the stream ends here, with an error its owner sees. */
@@ -230,9 +234,15 @@ static bool rx_queue(struct stream *s, uint16_t bid, uint32_t len)
 		return true;
 	shard_buf_release(s->sh, bid);
 	log_warn("stream", "out of memory for received data: closing a connection");
+	/* Nothing from before the hole is used either, nothing after it is
+	 * kept (stream_on_recv), and the recv stops. */
+	stream_drop_rx(s);
 	s->flags |= ST_F_ERROR;
-	if (!s->err)
-		s->err = -ENOMEM;
+	s->err = -ENOMEM;
+	if ((s->flags & ST_F_RX_MULTI) && !(s->flags & ST_F_RX_CANCEL)) {
+		cancel_op(s, OP_RECV);
+		s->flags |= ST_F_RX_CANCEL;
+	}
 	return false;
 }
 
@@ -419,7 +429,7 @@ void stream_on_recv(struct stream *s, struct io_uring_cqe *cqe)
 		/* The kernel took this buffer from the ring. */
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		shard_buf_taken(s->sh, bid);
-		if (res <= 0 || (s->flags & ST_F_CLOSING))
+		if (res <= 0 || (s->flags & ST_F_CLOSING) || s->err == -ENOMEM)
 			shard_buf_release(s->sh, bid);
 		else if (s->tls)
 			tls_input(s, bid, (uint32_t)res);
@@ -578,16 +588,19 @@ static void tls_prepare(struct stream *s)
 		txq_put(s, &s->txq);
 	}
 	while (!s->ctq || s->ctq->n < TX_MAX) {
-		char *buf = malloc(TLS_CHUNK);
+		/* A block the size of what waits (TLS_CHUNK at most): nothing
+		 * allocated when nothing waits, no 32 KiB for a small record. */
+		size_t n = t->pending(s->tls, NULL, 0);
+		if (!n)
+			break;
+		if (n > TLS_CHUNK)
+			n = TLS_CHUNK;
+		char *buf = malloc(n);
 		if (!buf) {
 			tls_out_of_memory(s);
 			break;
 		}
-		size_t n = t->pending(s->tls, buf, TLS_CHUNK);
-		if (!n) {
-			free(buf);
-			break;
-		}
+		n = t->pending(s->tls, buf, n);
 		if (txq_push(s, &s->ctq, buf, (uint32_t)n, -1, buf, 0) < 0) {
 			tls_out_of_memory(s); /* those records are lost */
 			break;

@@ -25,7 +25,8 @@ struct transport_ops {
 	int (*send)(void *tc, const char *in, size_t len);
 
 	/* Moves up to cap bytes of pending output (handshake messages,
-	 * records, alerts) to out. Returns the bytes moved. */
+	 * records, alerts) to out. Returns the bytes moved; with out NULL,
+	 * moves nothing and returns how many wait. */
 	size_t (*pending)(void *tc, char *out, size_t cap);
 
 	/* True once the handshake is complete. */

@@ -306,6 +306,8 @@ static size_t tls_pending(void *tc, char *out, size_t cap)
 	struct tls_conn *c = tc;
 	size_t n = c->out_len - c->out_off;
 
+	if (!out)
+		return n;
 	if (n > cap)
 		n = cap;
 	if (!n)

@@ -189,6 +189,31 @@ Test(proxy, pipelining_in_order)
 	h_conn_close(&c);
 }
 
+/* Twenty pipelined requests in one write: twelve that ringress answers
+ * itself (404: no such host), more than its send queue holds at once (8),
+ * then proxied ones and 404s in turn. Every one comes back, in order. */
+Test(proxy, many_pipelined_local_answers)
+{
+	int port = start(55, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	char req[4096];
+	size_t len = 0;
+	for (int i = 0; i < 20; i++)
+		len += (size_t)snprintf(req + len, sizeof(req) - len, "GET /n%d HTTP/1.1\r\nHost: %s\r\n\r\n", i,
+					i >= 12 && i % 2 ? "p.local" : "nope.local");
+	cr_assert_eq(h_conn_send(&c, req, len, 2000), 0);
+	for (int i = 0; i < 20; i++) {
+		struct h_resp r;
+		int e = h_conn_response(&c, &r, false, 5000);
+		cr_assert_eq(e, 0, "pipelined response %d missing (%d)", i + 1, e);
+		cr_expect_eq(r.status, i >= 12 && i % 2 ? 200 : 404, "response %d: %d", i + 1, r.status);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+	cr_expect(!strstr(h_log_tail("ringress", 65536), "out of memory"), "a full queue taken for a lack of memory");
+}
+
 /* On one connection: a POST whose body came with its head (the multishot
  * recv stays), one whose body comes later in pieces (one recv at a time),
  * then a GET (multishot again); each answered in full and in order. */
