@@ -195,8 +195,14 @@ Test(handshake, tls10_refused_with_alert)
 	cr_assert_eq(tls_transport_ops.recv(c, (char *)hello, sizeof(hello), &used, out,
 					    sizeof(out)),
 		     -EPROTO);
+	/* Asked with no buffer, pending() tells how much waits and moves
+	 * nothing (the shard sizes its block from it). */
+	size_t waiting = tls_transport_ops.pending(c, NULL, 0);
+	cr_assert_eq(tls_transport_ops.pending(c, NULL, 0), waiting);
 	size_t n = tls_transport_ops.pending(c, alert, sizeof(alert));
 	cr_assert_geq(n, 7, "an alert is queued");
+	cr_assert_eq(n, waiting);
+	cr_assert_eq(tls_transport_ops.pending(c, NULL, 0), 0, "all of it moved");
 	cr_assert_eq(alert[0], 0x15);      /* alert record */
 	cr_assert_eq(alert[5], 2);         /* fatal */
 	cr_assert_eq((unsigned char)alert[6], 70, "alert %d", alert[6]); /* protocol_version */
