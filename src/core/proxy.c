@@ -525,6 +525,7 @@ static int upstream_attach(struct conn *c, int same, bool flush)
 	u->head.limit = UPSTREAM_HEAD_LIMIT;
 	u->head.on_body = NULL;
 	u->reusable = false;
+	u->answered = false;
 	/* The request head, with room behind it for a small body (one send). */
 	bool queued = stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap) == 0;
 	for (uint8_t i = 0; queued && i < c->nreplay; i++)
@@ -592,7 +593,10 @@ static void upstream_fail(struct conn *c, int status, enum fail_kind kind, const
 {
 	struct shard *sh = c->s.sh;
 	struct upstream *u = c->up;
-	bool stale = u && u->reused && !u->head.len && kind == FAIL_ERROR;
+	/* Stale: closed before any byte of an answer, so the request never got
+	 * there. A 1xx says it did (the head is reset after one): a retry could
+	 * run a POST twice. */
+	bool stale = u && u->reused && !u->head.len && !u->answered && kind == FAIL_ERROR;
 
 	STAT_INC(sh, upstream_errors);
 	if (stale && (c->flags & C_F_REPLAYABLE) && !(c->flags & C_F_RETRIED) &&
@@ -1101,6 +1105,7 @@ static int response_head(struct conn *c, struct upstream *u)
 	if (status == 101 && (c->flags & C_F_UPGRADE))
 		return tunnel_start(c, u);
 	if (status < 200) {
+		u->answered = true;
 		if (status == 101) {
 			upstream_fail(c, 502, FAIL_INVALID,
 				      "101 Switching Protocols without an upgrade request");

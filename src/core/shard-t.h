@@ -206,6 +206,7 @@ struct upstream {
 	uint32_t hash;
 	bool idle, reused, reusable;
 	bool inflight; /* counted in the shard's inflight (a request, not a tunnel) */
+	bool answered; /* sent a 1xx for the request in flight: it has the request */
 	llhttp_t parser;
 	struct http1_head head;
 	struct http1_info info;

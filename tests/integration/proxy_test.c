@@ -1365,3 +1365,30 @@ Test(proxy, receive_burst_larger_than_the_buffer_ring)
 	cr_expect_eq(r.status, 200);
 	h_resp_free(&r);
 }
+
+/* A kept-alive upstream connection that answers a POST with 103 Early Hints
+ * and then closes had the request: the close is no stale connection, and
+ * the POST is not sent again (it would run twice); the client gets 502. */
+Test(proxy, close_after_1xx_is_not_retried)
+{
+	struct h_conn c;
+	int l = own_backend_and_client(56, &c);
+	int b = get_on_new_ok(l, &c, "/first"); /* b stays in ringress's pool */
+	cr_assert_eq(h_conn_sendf(&c, "POST /pay HTTP/1.1\r\nHost: p.local\r\nContent-Length: 3\r\n\r\nabc"), 0);
+	backend_read_request(b, 3);
+	static const char hint[] = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+	cr_assert_eq(send(b, hint, sizeof(hint) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(hint) - 1);
+	h_sleep_ms(100);
+	close(b);
+	struct h_resp r;
+	cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0);
+	cr_expect_eq(r.status, 502, "status %d", r.status);
+	cr_expect_eq(r.n_interim, 1, "the 103 went through");
+	h_resp_free(&r);
+	int again = h_accept(l, 500);
+	cr_expect_lt(again, 0, "the POST was sent again on a new connection");
+	if (again >= 0)
+		close(again);
+	h_conn_close(&c);
+	close(l);
+}
