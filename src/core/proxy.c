@@ -1352,6 +1352,12 @@ static void finish_request(struct conn *c)
 	struct shard *sh = c->s.sh;
 	struct upstream *u = c->up;
 
+	/* The keep-alive timeout counts from the end of the last request: a
+	 * connection whose answers are all local (404s) never leaves the
+	 * idle state's timer class otherwise, and would close one timeout
+	 * after its first request however busy. */
+	timer_del(&c->s.timer);
+
 	if (u) {
 		c->up = NULL;
 		upstream_unaccount(u);
@@ -1386,7 +1392,11 @@ static void update_client_timer(struct conn *c)
 
 	if (c->flags & C_F_LINGER)
 		return;
-	if (c->rq == RQ_HEAD && c->rs == RS_NONE) {
+	if (c->rq == RQ_HEAD && c->rs == RS_NONE && !stream_tx_idle(&c->s)) {
+		/* Answers still going out (pipelined requests wait for room in
+		 * the send queue): the client is slow to read, not idle. */
+		timer_set(sh, t, T_CLIENT_BODY);
+	} else if (c->rq == RQ_HEAD && c->rs == RS_NONE) {
 		if (c->head.len || c->nreq == 0) {
 			if (t->cls != T_CLIENT_HEADER)
 				timer_set(sh, t, T_CLIENT_HEADER);
@@ -1438,6 +1448,8 @@ static void conn_drive(struct conn *c)
 				stream_drop_rx(s);
 				break;
 			}
+			if (!stream_tx_room(s))
+				break; /* its answer waits for room: a send completes first */
 			int r = read_head(s, &c->parser, &c->head);
 			if (r == 0) {
 				if (s->flags & ST_F_EOF) {

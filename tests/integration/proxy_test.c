@@ -1392,3 +1392,56 @@ Test(proxy, close_after_1xx_is_not_retried)
 	h_conn_close(&c);
 	close(l);
 }
+
+/* A client that sends 900 pipelined requests answered by ringress itself
+ * (404) before reading any answer: the send queue fills while the client's
+ * small receive buffer holds everything up, and further requests wait for
+ * room instead of taking the full queue for a failure. Then every answer
+ * comes, in order. */
+Test(proxy, pipelined_local_answers_to_a_slow_reader)
+{
+	enum { N = 900, BATCH = 50 }; /* under --keep-alive-requests (1000) */
+	int port = start(57, NULL, NULL);
+	struct h_conn c;
+	open_conn(&c, port);
+	int small = 1024;
+	cr_assert_eq(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	static char req[BATCH * 64];
+	size_t len = 0;
+	for (int i = 0; i < BATCH; i++)
+		len += (size_t)snprintf(req + len, sizeof(req) - len, "GET /n HTTP/1.1\r\nHost: nope.local\r\n\r\n");
+	for (int b = 0; b < N / BATCH; b++)
+		cr_assert_eq(h_conn_send(&c, req, len, 5000), 0, "batch %d not taken", b);
+	h_sleep_ms(200);
+	for (int i = 0; i < N; i++) {
+		struct h_resp r;
+		int e = h_conn_response(&c, &r, false, 5000);
+		cr_assert_eq(e, 0, "response %d missing (%d); log:\n%s", i + 1, e, h_log_tail("ringress", 2000));
+		cr_assert_eq(r.status, 404, "response %d: %d", i + 1, r.status);
+		h_resp_free(&r);
+	}
+	h_conn_close(&c);
+	cr_expect(!strstr(h_log_tail("ringress", 65536), "out of memory"), "a full queue taken for a lack of memory");
+}
+
+/* --keep-alive counts from the end of the last request, also when every
+ * answer is ringress's own: a 404 every 400 ms for 3 s on one connection
+ * with --keep-alive 1s keeps it open. */
+Test(proxy, keep_alive_counts_from_the_last_local_answer)
+{
+	int port = start(58, "--keep-alive", "1s");
+	struct h_conn c;
+	open_conn(&c, port);
+	for (int i = 0; i < 8; i++) {
+		struct h_resp r;
+		cr_assert_eq(h_conn_sendf(&c, "GET /n%d HTTP/1.1\r\nHost: nope.local\r\n\r\n", i), 0,
+			     "request %d: the connection closed", i + 1);
+		cr_assert_eq(h_conn_response(&c, &r, false, 3000), 0, "request %d: no answer", i + 1);
+		cr_expect_eq(r.status, 404);
+		h_resp_free(&r);
+		h_sleep_ms(400);
+	}
+	/* And it does close once idle. */
+	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "still open 3 s after the last request");
+	h_conn_close(&c);
+}
