@@ -288,6 +288,16 @@ static void conn_abort_nomem(struct conn *c, const char *what)
 	conn_abort(c);
 }
 
+/* Queues len bytes for the client (heap freed once sent, or NULL); without
+ * memory for its send queue the connection ends. Returns false then. */
+static bool client_push(struct conn *c, char *base, uint32_t len, char *heap)
+{
+	if (stream_tx_push(&c->s, base, len, -1, heap) == 0)
+		return true;
+	conn_abort_nomem(c, "a send queue");
+	return false;
+}
+
 /* Closes the client connection once everything queued is sent: the write
  * side first, then input is drained for a while so that unread input does
  * not turn into a reset that destroys the response (lingering close), unless
@@ -349,10 +359,8 @@ static void respond_local(struct conn *c, int status, bool close)
 	}
 	int n = http1_make_response(status, c->flags & C_F_HEAD, c->flags & C_F_CLOSE_AFTER,
 				    sh->date, buf, 1024);
-	if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
-		conn_abort_nomem(c, "a send queue");
+	if (!client_push(c, buf, (uint32_t)n, buf))
 		return;
-	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
 	if (c->rq != RQ_DONE && (c->flags & C_F_CLOSE_AFTER))
@@ -394,10 +402,8 @@ static void respond_redirect(struct conn *c, const char *host, size_t hl)
 		conn_abort(c);
 		return;
 	}
-	if (stream_tx_push(&c->s, buf, (uint32_t)r, -1, buf) < 0) {
-		conn_abort_nomem(c, "a send queue");
+	if (!client_push(c, buf, (uint32_t)r, buf))
 		return;
-	}
 	c->flags |= C_F_SENT;
 	c->rs = RS_DONE;
 }
@@ -805,10 +811,8 @@ static int start_request(struct conn *c)
 	if (info->expect_continue && has_body) {
 		fwd.strip_expect = true;
 		if (!(c->flags & C_F_HTTP10)) {
-			if (stream_tx_push(&c->s, continue_100, sizeof(continue_100) - 1, -1, NULL) < 0) {
-				conn_abort_nomem(c, "a send queue");
+			if (!client_push(c, continue_100, sizeof(continue_100) - 1, NULL))
 				return -1;
-			}
 			c->flags |= C_F_CONTINUE;
 		}
 	}
@@ -1019,10 +1023,8 @@ static int tunnel_start(struct conn *c, struct upstream *u)
 		response_head_fail(c, n);
 		return -1;
 	}
-	if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
-		conn_abort_nomem(c, "a send queue");
+	if (!client_push(c, buf, (uint32_t)n, buf))
 		return -1;
-	}
 	if (u->st)
 		balancer_done(&sh->bal, u->st, true, sh->now_ms - u->t_start, sh->now_ms);
 	upstream_uncount(u); /* a tunnel may idle for hours */
@@ -1133,10 +1135,8 @@ static int response_head(struct conn *c, struct upstream *u)
 				response_head_fail(c, n);
 				return -1;
 			}
-			if (stream_tx_push(&c->s, buf, (uint32_t)n, -1, buf) < 0) {
-				conn_abort_nomem(c, "a send queue");
+			if (!client_push(c, buf, (uint32_t)n, buf))
 				return -1;
-			}
 		}
 		p->flags |= F_SKIPBODY; /* whatever framing headers it has */
 		parser_kick(p, &u->head); /* the 1xx message ends with its head */
@@ -1448,8 +1448,11 @@ static void conn_drive(struct conn *c)
 				stream_drop_rx(s);
 				break;
 			}
+			/* A request is read only when its answer has room in the
+			 * send queue (local answers, 404s say, go out eight at a
+			 * time): else a send completes first. */
 			if (!stream_tx_room(s))
-				break; /* its answer waits for room: a send completes first */
+				break;
 			int r = read_head(s, &c->parser, &c->head);
 			if (r == 0) {
 				if (s->flags & ST_F_EOF) {
@@ -1489,11 +1492,8 @@ static void conn_drive(struct conn *c)
 		}
 		if (c->rq == RQ_DONE && c->rs == RS_DONE) {
 			finish_request(c);
-			/* A pipelined request is waiting: served now if its answer
-			 * has room in the send queue, else once a send completes
-			 * (local answers, 404s say, go out eight at a time). */
-			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER) && stream_tx_room(s))
-				continue;
+			if (!stream_rx_empty(s) && !(c->flags & C_F_CLOSE_AFTER))
+				continue; /* a pipelined request is waiting */
 		}
 		break;
 	}

@@ -239,7 +239,7 @@ struct shard {
 	/* provided buffers */
 	struct io_uring_buf_ring *br;
 	char *bufs;
-	size_t buf_stride; /* buf_size plus a cache line: see ring_init */
+	size_t buf_stride; /* buf_size plus a cache line: see shard_bufs_init */
 	uint8_t *bufref;
 	uint32_t nbufs;
 	/* The ring holds at most br_depth free buffers; the rest wait on a stack,

@@ -545,16 +545,22 @@ bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size)
 /* Under TLS: encrypts what waits in the plaintext queue (once the
  * handshake is done, while the ciphertext queue has room) and moves the
  * transport's output (handshake, records, alerts) to the ciphertext queue. */
-/* No memory for the ciphertext of a TLS stream: its records would be lost
- * (or stay unsent for good), so the stream ends with an error. */
+/* A TLS stream that can send nothing more (its records are lost, or would
+ * stay unsent for good) ends with err. Its owner learns it from the error,
+ * now or (nothing else may come) after the batch. */
+static void tls_fail(struct stream *s, int err)
+{
+	s->flags |= ST_F_ERROR;
+	if (!s->err)
+		s->err = err;
+	stream_kick(s);
+}
+
 static void tls_out_of_memory(struct stream *s)
 {
 	if (!(s->flags & ST_F_ERROR))
 		log_warn("stream", "out of memory for TLS records: closing a connection");
-	s->flags |= ST_F_ERROR;
-	if (!s->err)
-		s->err = -ENOMEM;
-	stream_kick(s);
+	tls_fail(s, -ENOMEM);
 }
 
 static void tls_prepare(struct stream *s)
@@ -568,15 +574,8 @@ static void tls_prepare(struct stream *s)
 			int r = t->send(s->tls, q->tx[i].base, q->tx[i].len);
 			if (r == -ENOBUFS || r == -EAGAIN)
 				break; /* again once the pending output is out */
-			if (r < 0) {
-				/* The TLS connection failed (out of memory, say): what
-				 * is queued can never go out. Its owner learns it from
-				 * the error, now or (nothing else may come) after the
-				 * batch. */
-				s->flags |= ST_F_ERROR;
-				if (!s->err)
-					s->err = r;
-				stream_kick(s);
+			if (r < 0) { /* the TLS connection failed (out of memory, say) */
+				tls_fail(s, r);
 				break;
 			}
 			if (q->tx[i].bid >= 0)
