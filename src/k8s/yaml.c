@@ -195,8 +195,6 @@ static void clear_anchors(struct parse *p)
  * document root). Takes ownership of v in every case. */
 static int attach(struct parse *p, cJSON *v, const yaml_mark_t *m)
 {
-	if (!v)
-		return -ENOMEM; /* the value could not be made */
 	if (p->depth == 0) {
 		p->root = v;
 		return 0;
