@@ -85,7 +85,7 @@ for v in "${variants[@]}"; do
 	port_free "$p"
 	# shellcheck disable=SC2086
 	"${proxy_cpu[@]}" "$bin" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$p" \
-		--admin-port $((p + 50)) --https-port 0 --shards 1 --log-level warn $flags \
+		--admin-port $((p + 50)) --https-port 0 "${ringress_bench_flags[@]}" $flags \
 		>"$tmp/ringress-$p.log" 2>&1 9>&- &
 	pid[$label]=$! port[$label]=$p
 	pids+=($!)

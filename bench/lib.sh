@@ -203,6 +203,15 @@ spec:
 YAML
 }
 
+# The flags every ringress of the benches runs with, besides its ports: one
+# shard, warnings only, and the limits of bench/haproxy.cfg.in and
+# bench/nginx.conf.in. HAProxy has no requests limit per connection and
+# nginx is given 1,000,000 (client and upstream side); ringress's defaults
+# (ingress-nginx's 1000 and 10000) would make wrk reconnect every 1000
+# requests behind ringress alone.
+ringress_bench_flags=(--shards 1 --log-level warn --proxy-body-size 0
+	--keep-alive-requests 1000000 --upstream-keepalive-requests 1000000)
+
 # HAProxy and nginx as the proxies compared, on PORT, from bench/*.cfg.in and
 # bench/nginx.conf.in (origin $backend_port), under "${proxy_cpu[@]}"; $started
 # is the process to measure (nginx: its master, whose worker is a child).

@@ -330,7 +330,7 @@ start_ringress() { # port admin extra-args...
 		origin_ingress
 	} >"$tmp/m/bench.yaml"
 	"${proxy_cpu[@]}" "$RINGRESS_BIN" --manifests "$tmp/m" --bind 127.0.0.1 --http-port "$port" \
-		--admin-port "$admin" --https-port 0 --shards 1 --log-level warn --proxy-body-size 0 "$@" \
+		--admin-port "$admin" --https-port 0 "${ringress_bench_flags[@]}" "$@" \
 		>"$tmp/ringress-$port.log" 2>&1 9>&- &
 	started=$!
 	pids+=("$started")

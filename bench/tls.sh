@@ -208,7 +208,7 @@ YAML
 	} >"$dir/bench.yaml"
 	"${proxy_cpu[@]}" "$bin" --manifests "$dir" --bind 127.0.0.1 --http-port "$http" \
 		--https-port "$port" --admin-port "$admin" --default-ssl-certificate "bench/localhost-$key" \
-		--shards 1 --log-level warn --proxy-body-size 0 >"$tmp/ringress-$port.log" 2>&1 9>&- &
+		"${ringress_bench_flags[@]}" >"$tmp/ringress-$port.log" 2>&1 9>&- &
 	started=$!
 	pids+=("$started")
 	wait_ready "$port" "$admin"
