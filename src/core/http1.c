@@ -86,6 +86,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		h->nhdr++;
 		h->hdr[h->nhdr - 1].value.len = 0;
 		h->hdr[h->nhdr - 1].value.off = 0;
+		h->hdr[h->nhdr - 1].kind = HTTP1_K_OTHER; /* until http1_head_scan */
 		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, true);
 	} else {
 		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, false);
@@ -376,7 +377,52 @@ static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size
 	}
 }
 
-void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out)
+/* The kind of a header by its name: one length switch, then at most three
+ * comparisons. */
+static uint8_t header_kind(const char *n, size_t nl)
+{
+	switch (nl) {
+	case 2:
+		return http1_name_is(n, nl, "te") ? HTTP1_K_HOP : HTTP1_K_OTHER;
+	case 4:
+		return http1_name_is(n, nl, "host") ? HTTP1_K_HOST : HTTP1_K_OTHER;
+	case 5: /* a reserved name (RFC 9110 16.3.2.2), as the option "close" */
+		return http1_name_is(n, nl, "close") ? HTTP1_K_HOP : HTTP1_K_OTHER;
+	case 6:
+		if (http1_name_is(n, nl, "expect"))
+			return HTTP1_K_EXPECT;
+		return http1_name_is(n, nl, "server") ? HTTP1_K_SERVER : HTTP1_K_OTHER;
+	case 7:
+		return http1_name_is(n, nl, "upgrade") ? HTTP1_K_UPGRADE : HTTP1_K_OTHER;
+	case 9:
+		return http1_name_is(n, nl, "x-real-ip") ? HTTP1_K_FORWARDING : HTTP1_K_OTHER;
+	case 10:
+		if (http1_name_is(n, nl, "connection"))
+			return HTTP1_K_CONNECTION;
+		return http1_name_is(n, nl, "keep-alive") ? HTTP1_K_HOP : HTTP1_K_OTHER;
+	case 12:
+		return http1_name_is(n, nl, "x-request-id") ? HTTP1_K_REQUEST_ID : HTTP1_K_OTHER;
+	case 14:
+		return http1_name_is(n, nl, "content-length") ? HTTP1_K_CL : HTTP1_K_OTHER;
+	case 15:
+		return http1_name_is(n, nl, "x-forwarded-for") ? HTTP1_K_FORWARDING : HTTP1_K_OTHER;
+	case 16:
+		if (http1_name_is(n, nl, "proxy-connection"))
+			return HTTP1_K_HOP;
+		return http1_name_is(n, nl, "x-forwarded-host") ||
+				       http1_name_is(n, nl, "x-forwarded-port")
+			       ? HTTP1_K_FORWARDING
+			       : HTTP1_K_OTHER;
+	case 17:
+		if (http1_name_is(n, nl, "transfer-encoding"))
+			return HTTP1_K_TE;
+		return http1_name_is(n, nl, "x-forwarded-proto") ? HTTP1_K_FORWARDING
+								 : HTTP1_K_OTHER;
+	}
+	return HTTP1_K_OTHER;
+}
+
+void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info *out)
 {
 	const char *cl_val = NULL;
 	size_t cl_len = 0, ct = 0;
@@ -394,58 +440,52 @@ void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1
 		trim(&v, &vl);
 		if (!name_is_token(n, nl))
 			out->bad_field = 1;
-		switch (ascii_lower(n[0])) {
-		case 'h':
-			if (http1_name_is(n, nl, "host")) {
-				if (out->host >= 0 || !host_valid(v, vl))
-					out->bad_header = 1;
-				else
-					out->host = i;
-			}
+		h->hdr[i].kind = header_kind(n, nl);
+		switch (h->hdr[i].kind) {
+		case HTTP1_K_HOST:
+			if (out->host >= 0 || !host_valid(v, vl))
+				out->bad_header = 1;
+			else
+				out->host = i;
 			break;
-		case 'x':
-			if (http1_name_is(n, nl, "x-request-id") && vl)
+		case HTTP1_K_REQUEST_ID:
+			if (vl)
 				out->request_id = i;
 			break;
-		case 'e':
-			if (http1_name_is(n, nl, "expect")) {
-				if (vl == 12 && !strncasecmp(v, "100-continue", 12))
-					out->expect_continue = 1;
-				else
-					out->bad_expect = 1;
-			}
+		case HTTP1_K_EXPECT:
+			if (vl == 12 && !strncasecmp(v, "100-continue", 12))
+				out->expect_continue = 1;
+			else
+				out->bad_expect = 1;
 			break;
-		case 't':
-			if (http1_name_is(n, nl, "transfer-encoding")) {
-				/* Framing follows the last coding named. One header
-				 * with no empty coding: a next hop that reads only
-				 * the first or the last line, or an empty one as
-				 * none, must not frame the body otherwise. */
-				if (has_te)
+		case HTTP1_K_TE: {
+			/* Framing follows the last coding named. One header
+			 * with no empty coding: a next hop that reads only
+			 * the first or the last line, or an empty one as
+			 * none, must not frame the body otherwise. */
+			if (has_te)
+				out->bad_length = 1;
+			has_te = true;
+			const char *e;
+			size_t en;
+			while (list_next(&v, &vl, &e, &en)) {
+				if (!en)
 					out->bad_length = 1;
-				has_te = true;
-				const char *e;
-				size_t en;
-				while (list_next(&v, &vl, &e, &en)) {
-					if (!en)
-						out->bad_length = 1;
-					chunked = elem_is(e, en, "chunked");
-				}
+				chunked = elem_is(e, en, "chunked");
 			}
 			break;
-		case 'u':
-			if (http1_name_is(n, nl, "upgrade"))
-				has_upgrade = true;
+		}
+		case HTTP1_K_UPGRADE:
+			has_upgrade = true;
 			break;
-		case 'c':
-			if (http1_name_is(n, nl, "content-length")) {
-				if (cl_val && (cl_len != vl || memcmp(cl_val, v, vl)))
-					out->bad_length = 1;
-				cl_val = v;
-				cl_len = vl;
-			} else if (http1_name_is(n, nl, "connection")) {
-				conn_collect(out, &ct, v, vl, &conn_upgrade);
-			}
+		case HTTP1_K_CL:
+			if (cl_val && (cl_len != vl || memcmp(cl_val, v, vl)))
+				out->bad_length = 1;
+			cl_val = v;
+			cl_len = vl;
+			break;
+		case HTTP1_K_CONNECTION:
+			conn_collect(out, &ct, v, vl, &conn_upgrade);
 			break;
 		}
 	}
@@ -462,48 +502,39 @@ void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1
 	out->upgrade = conn_upgrade && has_upgrade;
 }
 
-bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info)
+/* Whether a header of this kind and name is hop-by-hop: the kinds that
+ * always are, and a name among info's Connection tokens (which never strip
+ * framing headers or Host). */
+static bool hop_by_hop(uint8_t kind, const char *name, size_t len, const struct http1_info *info)
 {
-	switch (len) {
-	case 2:
-		if (http1_name_is(name, len, "te"))
-			return true;
-		break;
-	case 5: /* a reserved name (RFC 9110 16.3.2.2), as the option "close" */
-		if (http1_name_is(name, len, "close"))
-			return true;
-		break;
-	case 7:
-		if (http1_name_is(name, len, "upgrade"))
-			return true;
-		break;
-	case 10:
-		if (http1_name_is(name, len, "connection") || http1_name_is(name, len, "keep-alive"))
-			return true;
-		break;
-	case 16:
-		if (http1_name_is(name, len, "proxy-connection"))
-			return true;
-		break;
+	switch (kind) {
+	case HTTP1_K_HOP:
+	case HTTP1_K_CONNECTION:
+	case HTTP1_K_UPGRADE:
+		return true;
+	case HTTP1_K_TE:
+	case HTTP1_K_CL:
+	case HTTP1_K_HOST:
+		return false;
 	}
-	if (info->conn_tokens[0]) {
-		/* conn_tokens is "a,b,c," */
-		const char *t = info->conn_tokens;
-		while (*t) {
-			const char *comma = strchr(t, ',');
-			size_t tl = comma ? (size_t)(comma - t) : strlen(t);
-			if (tl == len && !strncasecmp(t, name, len)) {
-				/* Never let Connection strip framing headers. */
-				return !http1_name_is(name, len, "transfer-encoding") &&
-				       !http1_name_is(name, len, "content-length") &&
-				       !http1_name_is(name, len, "host");
-			}
-			if (!comma)
-				break;
-			t = comma + 1;
-		}
+	if (!info->conn_tokens[0])
+		return false;
+	/* conn_tokens is "a,b,c," */
+	for (const char *t = info->conn_tokens; *t;) {
+		const char *comma = strchr(t, ',');
+		size_t tl = comma ? (size_t)(comma - t) : strlen(t);
+		if (tl == len && !strncasecmp(t, name, len))
+			return true;
+		if (!comma)
+			break;
+		t = comma + 1;
 	}
 	return false;
+}
+
+bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info)
+{
+	return hop_by_hop(header_kind(name, len), name, len, info);
 }
 
 size_t http1_target_origin(const char *url, size_t len, const char **auth, size_t *alen)
@@ -555,6 +586,9 @@ static void puts_(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
+/* A string literal: its length is known at compile time. */
+#define put_lit(o, lit) put(o, "" lit, sizeof(lit) - 1)
+
 static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(struct out *o, const char *fmt, ...)
 {
@@ -583,26 +617,24 @@ static void put_uint(struct out *o, unsigned v)
 	put(o, d + sizeof(d) - n, (size_t)n);
 }
 
+/* "Name: value\r\n" with the value trimmed: one bounds check per header. */
 static void put_header(struct out *o, const struct http1_head *h, int i)
 {
-	put(o, h->buf + h->hdr[i].name.off, h->hdr[i].name.len);
-	put(o, ": ", 2);
-	const char *v = h->buf + h->hdr[i].value.off;
-	size_t vl = h->hdr[i].value.len;
+	const struct http1_header *hd = &h->hdr[i];
+	const char *v = h->buf + hd->value.off;
+	size_t vl = hd->value.len, nl = hd->name.len;
 	trim(&v, &vl);
-	put(o, v, vl);
-	put(o, "\r\n", 2);
-}
-
-/* Headers the proxy sets itself and never takes from a client. */
-static bool is_forwarding_header(const char *n, size_t nl)
-{
-	if (nl >= 11 && !strncasecmp(n, "x-forwarded", 11))
-		return http1_name_is(n, nl, "x-forwarded-for") ||
-		       http1_name_is(n, nl, "x-forwarded-host") ||
-		       http1_name_is(n, nl, "x-forwarded-port") ||
-		       http1_name_is(n, nl, "x-forwarded-proto");
-	return http1_name_is(n, nl, "x-real-ip");
+	if (o->full || o->len + nl + vl + 4 > o->cap) {
+		o->full = true;
+		return;
+	}
+	char *d = o->p + o->len;
+	memcpy(d, h->buf + hd->name.off, nl);
+	d += nl;
+	memcpy(d, ": ", 2);
+	memcpy(d + 2, v, vl);
+	memcpy(d + 2 + vl, "\r\n", 2);
+	o->len += nl + vl + 4;
 }
 
 int http1_rewrite_request(const struct http1_head *h, const struct http1_info *info,
@@ -621,45 +653,47 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	if (!ul || *url == '?')
 		put(&o, "/", 1);
 	put(&o, url, ul);
-	puts_(&o, " HTTP/1.1\r\n");
+	put_lit(&o, " HTTP/1.1\r\n");
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		if (f->upgrade && http1_name_is(n, nl, "upgrade")) {
+		uint8_t k = h->hdr[i].kind;
+		if (f->upgrade && k == HTTP1_K_UPGRADE) {
 			put_header(&o, h, i);
 			continue;
 		}
-		if (http1_is_hop_by_hop(n, nl, info) || is_forwarding_header(n, nl))
+		/* Forwarding headers: the proxy sets them, never a client. */
+		if (hop_by_hop(k, n, nl, info) || k == HTTP1_K_FORWARDING)
 			continue;
-		if (f->strip_expect && http1_name_is(n, nl, "expect"))
+		if (f->strip_expect && k == HTTP1_K_EXPECT)
 			continue;
 		put_header(&o, h, i);
 	}
-	puts_(&o, "X-Forwarded-For: ");
+	put_lit(&o, "X-Forwarded-For: ");
 	puts_(&o, f->client_ip);
 	put(&o, "\r\n", 2);
 	if (info->host >= 0) {
 		const char *v = h->buf + h->hdr[info->host].value.off;
 		size_t vl = h->hdr[info->host].value.len;
 		trim(&v, &vl);
-		puts_(&o, "X-Forwarded-Host: ");
+		put_lit(&o, "X-Forwarded-Host: ");
 		put(&o, v, vl);
 		put(&o, "\r\n", 2);
 	}
-	puts_(&o, "X-Forwarded-Port: ");
+	put_lit(&o, "X-Forwarded-Port: ");
 	put_uint(&o, f->port);
-	puts_(&o, "\r\nX-Forwarded-Proto: ");
+	put_lit(&o, "\r\nX-Forwarded-Proto: ");
 	puts_(&o, f->proto);
-	puts_(&o, "\r\nX-Real-IP: ");
+	put_lit(&o, "\r\nX-Real-IP: ");
 	puts_(&o, f->client_ip);
 	put(&o, "\r\n", 2);
 	if (info->request_id < 0) {
-		puts_(&o, "X-Request-ID: ");
+		put_lit(&o, "X-Request-ID: ");
 		puts_(&o, f->request_id);
 		put(&o, "\r\n", 2);
 	}
 	if (f->upgrade)
-		puts_(&o, "Connection: upgrade\r\n");
+		put_lit(&o, "Connection: upgrade\r\n");
 	put(&o, "\r\n", 2);
 	return o.full ? -ENOSPC : (int)o.len;
 }
@@ -672,7 +706,7 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	bool server = false;
 	bool upgrade = p->status_code == 101;
 
-	puts_(&o, "HTTP/1.1 ");
+	put_lit(&o, "HTTP/1.1 ");
 	put_uint(&o, p->status_code);
 	put(&o, " ", 1);
 	if (h->reason.len)
@@ -683,32 +717,33 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		if (upgrade && (http1_name_is(n, nl, "upgrade") || http1_name_is(n, nl, "connection"))) {
+		uint8_t k = h->hdr[i].kind;
+		if (upgrade && (k == HTTP1_K_UPGRADE || k == HTTP1_K_CONNECTION)) {
 			put_header(&o, h, i);
 			continue;
 		}
-		if (http1_is_hop_by_hop(n, nl, info))
+		if (hop_by_hop(k, n, nl, info))
 			continue;
-		if (drop_te && http1_name_is(n, nl, "transfer-encoding"))
+		if (drop_te && k == HTTP1_K_TE)
 			continue;
 		/* A 1xx or 204 has no body, and may not say otherwise (RFC 9110
 		 * 8.6, RFC 9112 6.1): a client could read one. */
 		if ((p->status_code < 200 || p->status_code == 204) &&
-		    (http1_name_is(n, nl, "content-length") || http1_name_is(n, nl, "transfer-encoding")))
+		    (k == HTTP1_K_CL || k == HTTP1_K_TE))
 			continue;
-		if (nl == 6 && http1_name_is(n, nl, "server"))
+		if (k == HTTP1_K_SERVER)
 			server = true;
 		put_header(&o, h, i);
 	}
 	if (!server && p->status_code >= 200)
-		puts_(&o, "Server: ringress\r\n");
+		put_lit(&o, "Server: ringress\r\n");
 	if (extra && p->status_code >= 200)
 		puts_(&o, extra);
 	if (!upgrade && p->status_code >= 200) {
 		if (close)
-			puts_(&o, "Connection: close\r\n");
+			put_lit(&o, "Connection: close\r\n");
 		else if (client_keepalive_10)
-			puts_(&o, "Connection: keep-alive\r\n");
+			put_lit(&o, "Connection: keep-alive\r\n");
 	}
 	put(&o, "\r\n", 2);
 	return o.full ? -ENOSPC : (int)o.len;
@@ -807,16 +842,16 @@ static int make_local(int status, const char *location, size_t loc_len, bool hea
 	if (status >= 200) {
 		putf(&o, "Server: ringress\r\nDate: %s\r\n", date);
 		if (location) {
-			puts_(&o, "Location: ");
+			put_lit(&o, "Location: ");
 			put(&o, location, loc_len);
 			put(&o, "\r\n", 2);
 		}
 		if (blen)
 			putf(&o, "Content-Type: text/html\r\nContent-Length: %d\r\n", blen);
 		else if (status != 204 && status != 304)
-			puts_(&o, "Content-Length: 0\r\n");
+			put_lit(&o, "Content-Length: 0\r\n");
 		if (close)
-			puts_(&o, "Connection: close\r\n");
+			put_lit(&o, "Connection: close\r\n");
 	}
 	put(&o, "\r\n", 2);
 	if (blen && !head)

@@ -15,8 +15,24 @@ struct http1_span {
 	uint32_t off, len;
 };
 
+/* What a header is to the proxy, by its name (set by http1_head_scan). */
+enum http1_kind {
+	HTTP1_K_OTHER = 0,
+	HTTP1_K_HOST,
+	HTTP1_K_REQUEST_ID,  /* X-Request-ID */
+	HTTP1_K_EXPECT,
+	HTTP1_K_TE,          /* Transfer-Encoding */
+	HTTP1_K_CL,          /* Content-Length */
+	HTTP1_K_CONNECTION,
+	HTTP1_K_UPGRADE,
+	HTTP1_K_HOP,         /* TE, Keep-Alive, Proxy-Connection, Close */
+	HTTP1_K_FORWARDING,  /* X-Forwarded-For, -Host, -Port, -Proto, X-Real-IP */
+	HTTP1_K_SERVER,
+};
+
 struct http1_header {
 	struct http1_span name, value;
+	uint8_t kind; /* enum http1_kind */
 };
 
 /* What the body hook of a head receives while a body is parsed. */
@@ -121,8 +137,9 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n);
  * consistency (also with p's reading of them), Connection tokens, header
  * names that are not tokens (RFC 9110 5.1) and folded values (llhttp 8 takes
  * a line that starts with a space or tab as more of the value above; the
- * span would then hold the line break). */
-void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out);
+ * span would then hold the line break). Records each header's kind in h,
+ * which the rewrites below use. */
+void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info *out);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */
 bool http1_name_is(const char *name, size_t len, const char *lname);

@@ -292,6 +292,69 @@ Test(http1, header_names_case_insensitive)
 	done(&ps);
 }
 
+/* Every name the proxy treats apart, in any case, gets its kind from the
+ * scan (the rewrites go by it); names one letter off are other headers, and
+ * are forwarded. */
+Test(http1, header_kinds_by_name)
+{
+	static const struct {
+		const char *name;
+		uint8_t kind;
+	} cases[] = {
+		{"Host", HTTP1_K_HOST},
+		{"X-REQUEST-ID", HTTP1_K_REQUEST_ID},
+		{"TE", HTTP1_K_HOP},
+		{"Close", HTTP1_K_HOP},
+		{"keep-ALIVE", HTTP1_K_HOP},
+		{"Proxy-Connection", HTTP1_K_HOP},
+		{"Connection", HTTP1_K_CONNECTION},
+		{"Upgrade", HTTP1_K_UPGRADE},
+		{"X-Forwarded-For", HTTP1_K_FORWARDING},
+		{"x-forwarded-host", HTTP1_K_FORWARDING},
+		{"X-Forwarded-Port", HTTP1_K_FORWARDING},
+		{"X-FORWARDED-PROTO", HTTP1_K_FORWARDING},
+		{"X-Real-Ip", HTTP1_K_FORWARDING},
+		{"Server", HTTP1_K_SERVER},
+		{"X-Forwarded-Fox", HTTP1_K_OTHER},
+		{"X-Forwarded", HTTP1_K_OTHER},
+		{"X-Real-IPs", HTTP1_K_OTHER},
+		{"Hosts", HTTP1_K_OTHER},
+		{"Servers", HTTP1_K_OTHER},
+		{"Te-", HTTP1_K_OTHER},
+		{"Keep-Alivf", HTTP1_K_OTHER},
+		{"Expected", HTTP1_K_OTHER},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nX-First: 1\r\n%s: v\r\n\r\n",
+			 cases[i].name);
+		struct parsed ps;
+		parse(&ps, HTTP_REQUEST, msg, 4096);
+		cr_assert_eq(ps.err, HPE_PAUSED, "%s", cases[i].name);
+		cr_expect_eq(ps.h.nhdr, 2, "%s", cases[i].name);
+		cr_expect_eq(ps.h.hdr[0].kind, HTTP1_K_OTHER, "%s", cases[i].name);
+		cr_expect_eq(ps.h.hdr[1].kind, cases[i].kind, "%s: kind %d", cases[i].name,
+			     ps.h.hdr[1].kind);
+		char out[1024];
+		int n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &fwd, out, sizeof(out) - 1);
+		cr_assert_gt(n, 0, "%s", cases[i].name);
+		out[n] = 0;
+		char line[64];
+		snprintf(line, sizeof(line), "\r\n%s: v\r\n", cases[i].name);
+		bool kept = cases[i].kind == HTTP1_K_OTHER || cases[i].kind == HTTP1_K_HOST ||
+			    cases[i].kind == HTTP1_K_REQUEST_ID || cases[i].kind == HTTP1_K_SERVER;
+		cr_expect_eq(strstr(out, line) != NULL, kept, "%s forwarded: %d", cases[i].name, !kept);
+		done(&ps);
+	}
+	/* Expect is its own kind; only 100-continue is taken. */
+	struct parsed ps;
+	parse(&ps, HTTP_REQUEST, "GET / HTTP/1.1\r\nEXPECT: 100-continue\r\n\r\n", 4096);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	cr_expect_eq(ps.h.hdr[0].kind, HTTP1_K_EXPECT);
+	cr_expect(ps.info.expect_continue);
+	done(&ps);
+}
+
 /* "close" and "keep-alive" are not kept as tokens (the headers of those
  * names are hop-by-hop by name), and still no such header goes upstream;
  * other tokens of several Connection headers are. */
