@@ -80,13 +80,15 @@ struct txitem {
 
 #define TX_MAX 8
 
-/* A send queue: only connections with something to send hold one. */
+/* A send queue: only connections with something to send hold one. The
+ * counts and the first items share the first cache line (one send of one
+ * piece touches no other); iov and msg are filled only for a sendmsg. */
 struct txq {
+	uint8_t n, sending;
+	struct txq *next_free;
 	struct txitem tx[TX_MAX];
 	struct iovec iov[TX_MAX];
 	struct msghdr msg;
-	uint8_t n, sending;
-	struct txq *next_free;
 };
 #define RX_HIGH 4 /* stop the multishot recv at this many queued chunks */
 

@@ -662,19 +662,20 @@ void stream_flush(struct stream *s)
 		return;
 	if (s->kind == STREAM_UPSTREAM && !(s->flags & ST_F_CONNECTED))
 		return;
-	for (uint8_t i = 0; i < q->n; i++) {
-		q->iov[i].iov_base = q->tx[i].base;
-		q->iov[i].iov_len = q->tx[i].len;
-	}
-	memset(&q->msg, 0, sizeof(q->msg));
-	q->msg.msg_iov = q->iov;
-	q->msg.msg_iovlen = q->n;
 	q->sending = q->n;
 	struct io_uring_sqe *sqe = shard_sqe(s->sh);
-	if (q->n == 1)
+	if (q->n == 1) {
 		io_uring_prep_send(sqe, s->fd, q->tx[0].base, q->tx[0].len, MSG_NOSIGNAL);
-	else
+	} else {
+		for (uint8_t i = 0; i < q->n; i++) {
+			q->iov[i].iov_base = q->tx[i].base;
+			q->iov[i].iov_len = q->tx[i].len;
+		}
+		memset(&q->msg, 0, sizeof(q->msg));
+		q->msg.msg_iov = q->iov;
+		q->msg.msg_iovlen = q->n;
 		io_uring_prep_sendmsg(sqe, s->fd, &q->msg, MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, UD(s, OP_SEND));
 	s->flags |= ST_F_SENDING;
 	s->inflight++;
