@@ -73,6 +73,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 			return -1;
 		}
 		if (h->nhdr == h->hdr_cap) {
+			_Static_assert(16 * sizeof(struct http1_header) == 256,
+				       "the first header array is a 256-byte block (blkcache.c)");
 			uint16_t cap = h->hdr_cap ? (uint16_t)(h->hdr_cap * 2) : 16;
 			struct http1_header *n = h->hdr ? realloc(h->hdr, sizeof(*n) * cap)
 						       : blk_alloc(sizeof(*n) * cap, NULL);
@@ -86,7 +88,6 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		h->nhdr++;
 		h->hdr[h->nhdr - 1].value.len = 0;
 		h->hdr[h->nhdr - 1].value.off = 0;
-		h->hdr[h->nhdr - 1].kind = HTTP1_K_OTHER; /* until http1_head_scan */
 		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, true);
 	} else {
 		span_extend(&h->hdr[h->nhdr - 1].name, head_off(h, at), len, false);
@@ -377,9 +378,7 @@ static void conn_collect(struct http1_info *out, size_t *ct, const char *v, size
 	}
 }
 
-/* The kind of a header by its name: one length switch, then at most three
- * comparisons. */
-static uint8_t header_kind(const char *n, size_t nl)
+enum http1_kind http1_header_kind(const char *n, size_t nl)
 {
 	switch (nl) {
 	case 2:
@@ -422,7 +421,7 @@ static uint8_t header_kind(const char *n, size_t nl)
 	return HTTP1_K_OTHER;
 }
 
-void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info *out)
+void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out)
 {
 	const char *cl_val = NULL;
 	size_t cl_len = 0, ct = 0;
@@ -440,8 +439,7 @@ void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info 
 		trim(&v, &vl);
 		if (!name_is_token(n, nl))
 			out->bad_field = 1;
-		h->hdr[i].kind = header_kind(n, nl);
-		switch (h->hdr[i].kind) {
+		switch (http1_header_kind(n, nl)) {
 		case HTTP1_K_HOST:
 			if (out->host >= 0 || !host_valid(v, vl))
 				out->bad_header = 1;
@@ -487,6 +485,8 @@ void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info 
 		case HTTP1_K_CONNECTION:
 			conn_collect(out, &ct, v, vl, &conn_upgrade);
 			break;
+		default:
+			break;
 		}
 	}
 	out->conn_tokens[ct] = 0;
@@ -505,7 +505,8 @@ void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info 
 /* Whether a header of this kind and name is hop-by-hop: the kinds that
  * always are, and a name among info's Connection tokens (which never strip
  * framing headers or Host). */
-static bool hop_by_hop(uint8_t kind, const char *name, size_t len, const struct http1_info *info)
+static bool hop_by_hop(enum http1_kind kind, const char *name, size_t len,
+		       const struct http1_info *info)
 {
 	switch (kind) {
 	case HTTP1_K_HOP:
@@ -516,6 +517,8 @@ static bool hop_by_hop(uint8_t kind, const char *name, size_t len, const struct 
 	case HTTP1_K_CL:
 	case HTTP1_K_HOST:
 		return false;
+	default:
+		break;
 	}
 	if (!info->conn_tokens[0])
 		return false;
@@ -534,7 +537,7 @@ static bool hop_by_hop(uint8_t kind, const char *name, size_t len, const struct 
 
 bool http1_is_hop_by_hop(const char *name, size_t len, const struct http1_info *info)
 {
-	return hop_by_hop(header_kind(name, len), name, len, info);
+	return hop_by_hop(http1_header_kind(name, len), name, len, info);
 }
 
 size_t http1_target_origin(const char *url, size_t len, const char **auth, size_t *alen)
@@ -657,7 +660,7 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		uint8_t k = h->hdr[i].kind;
+		enum http1_kind k = http1_header_kind(n, nl);
 		if (f->upgrade && k == HTTP1_K_UPGRADE) {
 			put_header(&o, h, i);
 			continue;
@@ -717,7 +720,7 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		uint8_t k = h->hdr[i].kind;
+		enum http1_kind k = http1_header_kind(n, nl);
 		if (upgrade && (k == HTTP1_K_UPGRADE || k == HTTP1_K_CONNECTION)) {
 			put_header(&o, h, i);
 			continue;

@@ -15,7 +15,7 @@ struct http1_span {
 	uint32_t off, len;
 };
 
-/* What a header is to the proxy, by its name (set by http1_head_scan). */
+/* What a header is to the proxy, by its name. */
 enum http1_kind {
 	HTTP1_K_OTHER = 0,
 	HTTP1_K_HOST,
@@ -30,9 +30,10 @@ enum http1_kind {
 	HTTP1_K_SERVER,
 };
 
+/* 16 bytes: the first array of 16 headers fits the 256-byte block class
+ * (blkcache.h). */
 struct http1_header {
 	struct http1_span name, value;
-	uint8_t kind; /* enum http1_kind */
 };
 
 /* What the body hook of a head receives while a body is parsed. */
@@ -137,9 +138,12 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n);
  * consistency (also with p's reading of them), Connection tokens, header
  * names that are not tokens (RFC 9110 5.1) and folded values (llhttp 8 takes
  * a line that starts with a space or tab as more of the value above; the
- * span would then hold the line break). Records each header's kind in h,
- * which the rewrites below use. */
-void http1_head_scan(struct http1_head *h, const llhttp_t *p, struct http1_info *out);
+ * span would then hold the line break). */
+void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out);
+
+/* The kind of header name (len bytes): one switch on the length, then at
+ * most three comparisons. */
+enum http1_kind http1_header_kind(const char *name, size_t len);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */
 bool http1_name_is(const char *name, size_t len, const char *lname);
