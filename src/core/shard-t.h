@@ -81,8 +81,9 @@ struct txitem {
 #define TX_MAX 8
 
 /* A send queue: only connections with something to send hold one. The
- * counts and the first items share the first cache line (one send of one
- * piece touches no other); iov and msg are filled only for a sendmsg. */
+ * counts and the first items share the first cache line (queues start on
+ * one: aligned_alloc in txq_push), so one send of one piece touches no
+ * other; iov and msg are filled only for a sendmsg. */
 struct txq {
 	uint8_t n, sending;
 	struct txq *next_free;

@@ -476,7 +476,7 @@ static int txq_push(struct stream *s, struct txq **qp, char *base, uint32_t len,
 		if (q) {
 			s->sh->free_txq = q->next_free;
 			s->sh->free_txqs--;
-		} else if (!(q = malloc(sizeof(*q)))) {
+		} else if (!(q = aligned_alloc(64, (sizeof(*q) + 63) & ~(size_t)63))) { /* struct txq */
 			blk_free(heap, cap);
 			return -ENOMEM;
 		}

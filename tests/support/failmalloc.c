@@ -1,5 +1,5 @@
 /* failmalloc.c - an LD_PRELOAD library for the integration tests: makes
- * malloc, calloc and realloc fail (NULL, ENOMEM) on ringress's shard
+ * malloc, calloc, realloc and aligned_alloc fail (NULL, ENOMEM) on ringress's shard
  * threads, so that the data plane's out-of-memory paths run for real.
  *
  *   RINGRESS_FAILMALLOC_FILE      failures happen only while this file
@@ -28,6 +28,7 @@
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
 
 /* initial-exec: a dynamic TLS block would be allocated with malloc, here. */
 #define TLS_VAR static __thread __attribute__((tls_model("initial-exec")))
@@ -119,4 +120,13 @@ void *realloc(void *p, size_t n)
 		return NULL;
 	}
 	return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+	if (should_fail()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_memalign(align, n);
 }
