@@ -657,6 +657,7 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 		put(&o, "/", 1);
 	put(&o, url, ul);
 	put_lit(&o, " HTTP/1.1\r\n");
+	bool rid_sent = false;
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
@@ -670,6 +671,14 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 			continue;
 		if (f->strip_expect && k == HTTP1_K_EXPECT)
 			continue;
+		/* One X-Request-ID goes upstream: the client's (the last
+		 * non-empty one) or, when it sent none or named it in
+		 * Connection, ringress's own. */
+		if (k == HTTP1_K_REQUEST_ID) {
+			if (i != info->request_id)
+				continue;
+			rid_sent = true;
+		}
 		put_header(&o, h, i);
 	}
 	put_lit(&o, "X-Forwarded-For: ");
@@ -690,7 +699,7 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	put_lit(&o, "\r\nX-Real-IP: ");
 	puts_(&o, f->client_ip);
 	put(&o, "\r\n", 2);
-	if (info->request_id < 0) {
+	if (!rid_sent) {
 		put_lit(&o, "X-Request-ID: ");
 		puts_(&o, f->request_id);
 		put(&o, "\r\n", 2);

@@ -103,6 +103,34 @@ Test(http1, request_id_kept_and_expect_stripped)
 	cr_expect_null(strstr(out, "Expect"));
 	cr_expect(strstr(out, "Content-Length: 5\r\n"));
 	done(&ps);
+
+	/* Named in Connection, the client's ID is hop-by-hop: ringress's own
+	 * goes instead of none. */
+	parse(&ps, HTTP_REQUEST,
+	      "GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Request-ID\r\nX-Request-ID: abc\r\n\r\n",
+	      32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &fwd, out, sizeof(out) - 1);
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect_null(strstr(out, "abc"));
+	cr_expect(strstr(out, "\r\nX-Request-ID: generated-id\r\n"), "%s", out);
+	done(&ps);
+
+	/* Several: one goes, the last with a value. */
+	parse(&ps, HTTP_REQUEST,
+	      "GET / HTTP/1.1\r\nHost: h\r\nX-Request-ID: one\r\nX-Request-ID: two\r\n"
+	      "X-Request-ID:\r\n\r\n",
+	      32768);
+	cr_assert_eq(ps.err, HPE_PAUSED);
+	n = http1_rewrite_request(&ps.h, &ps.info, &ps.p, &fwd, out, sizeof(out) - 1);
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_expect_null(strstr(out, "one"));
+	cr_expect(strstr(out, "\r\nX-Request-ID: two\r\n"), "%s", out);
+	cr_expect_null(strstr(strstr(out, "X-Request-ID") + 1, "X-Request-ID"), "%s", out);
+	cr_expect_null(strstr(out, "generated-id"));
+	done(&ps);
 }
 
 Test(http1, framing_conflicts_detected)
