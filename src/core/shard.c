@@ -24,7 +24,8 @@
 #define TICK_MS 100
 #define RING_ENTRIES 4096
 /* Batched waits: with at least BATCH_INFLIGHT requests at upstreams, a wait
- * asks for BATCH_MAX completions or --batch-wait-usec, whichever comes first. */
+ * asks for as many completions as requests in flight, at most BATCH_MAX, or
+ * --batch-wait-usec, whichever comes first. */
 #define BATCH_INFLIGHT 16
 #define BATCH_MAX 64
 #ifndef IORING_FEAT_MIN_TIMEOUT
@@ -417,10 +418,15 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
  * then every completion wakes the shard, as a batch would only add its wait
  * to their round trips. Many requests in flight keep completions coming:
  * then one wake-up serves a batch, which costs a request at most
- * --batch-wait-usec per pass through the shard. */
+ * --batch-wait-usec per pass through the shard. A batch is never larger
+ * than the requests in flight: 16 clients that each wait for their answer
+ * would otherwise pay the whole wait on every round trip, as 64 completions
+ * never come. */
 static unsigned next_want(const struct shard *sh)
 {
-	return sh->inflight >= BATCH_INFLIGHT ? BATCH_MAX : 1;
+	if (sh->inflight < BATCH_INFLIGHT)
+		return 1;
+	return sh->inflight < BATCH_MAX ? sh->inflight : BATCH_MAX;
 }
 
 /* Submits what is queued and waits for completions: for one, or, when

@@ -1445,3 +1445,36 @@ Test(proxy, keep_alive_counts_from_the_last_local_answer)
 	cr_expect_eq(h_conn_wait_closed(&c, 3000), 0, "still open 3 s after the last request");
 	h_conn_close(&c);
 }
+
+/* 16 clients that each wait for their answer keep 16 requests in flight
+ * (the backend holds each for 1 ms), which turns batched waits on. A batch
+ * asks for no more completions than there are requests in flight: asking
+ * for 64, which never come, made each round trip pay the whole
+ * --batch-wait-usec (10 ms here: 30 rounds took 300 ms or more; about 2 ms
+ * a round otherwise). */
+Test(proxy, batch_never_waits_for_more_than_in_flight)
+{
+	enum { N = 16, ROUNDS = 30 };
+	int port = start(59, "--batch-wait-usec", "10000");
+	static struct h_conn c[N];
+	for (int i = 0; i < N; i++)
+		open_conn(&c[i], port);
+	int64_t t0 = h_now_ms();
+	for (int k = 0; k < ROUNDS; k++) {
+		for (int i = 0; i < N; i++)
+			cr_assert_eq(h_conn_sendf(&c[i], "GET /r%d/c%d/_/sleep/1 HTTP/1.1\r\nHost: p.local\r\n\r\n",
+						  k, i),
+				     0, "round %d, client %d: send failed", k, i);
+		for (int i = 0; i < N; i++) {
+			struct h_resp r;
+			int e = h_conn_response(&c[i], &r, false, 5000);
+			cr_assert_eq(e, 0, "round %d, client %d: no response (%d)", k, i, e);
+			cr_expect_eq(r.status, 200, "round %d, client %d: %d", k, i, r.status);
+			h_resp_free(&r);
+		}
+	}
+	int64_t took = h_now_ms() - t0;
+	cr_expect_lt(took, 200, "%d rounds of %d requests took %lld ms", ROUNDS, N, (long long)took);
+	for (int i = 0; i < N; i++)
+		h_conn_close(&c[i]);
+}
