@@ -427,7 +427,7 @@ void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1
 	size_t cl_len = 0, ct = 0;
 	bool has_te = false, chunked = false, conn_upgrade = false, has_upgrade = false;
 
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, offsetof(struct http1_info, kind));
 	out->host = -1;
 	out->request_id = -1;
 	out->bad_field = h->folded;
@@ -439,7 +439,9 @@ void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1
 		trim(&v, &vl);
 		if (!name_is_token(n, nl))
 			out->bad_field = 1;
-		switch (http1_header_kind(n, nl)) {
+		enum http1_kind k = http1_header_kind(n, nl);
+		out->kind[i] = (uint8_t)k;
+		switch (k) {
 		case HTTP1_K_HOST:
 			if (out->host >= 0 || !host_valid(v, vl))
 				out->bad_header = 1;
@@ -661,7 +663,7 @@ int http1_rewrite_request(const struct http1_head *h, const struct http1_info *i
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		enum http1_kind k = http1_header_kind(n, nl);
+		enum http1_kind k = info->kind[i];
 		if (f->upgrade && k == HTTP1_K_UPGRADE) {
 			put_header(&o, h, i);
 			continue;
@@ -729,7 +731,7 @@ int http1_rewrite_response(const struct http1_head *h, const struct http1_info *
 	for (int i = 0; i < h->nhdr; i++) {
 		const char *n = h->buf + h->hdr[i].name.off;
 		size_t nl = h->hdr[i].name.len;
-		enum http1_kind k = http1_header_kind(n, nl);
+		enum http1_kind k = info->kind[i];
 		if (upgrade && (k == HTTP1_K_UPGRADE || k == HTTP1_K_CONNECTION)) {
 			put_header(&o, h, i);
 			continue;

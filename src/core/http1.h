@@ -90,6 +90,9 @@ struct http1_info {
 	/* Tokens of the Connection headers but close and keep-alive (lower
 	 * case, each followed by a comma). */
 	char conn_tokens[128];
+	/* Each header's enum http1_kind, for the rewrites (last: the scan
+	 * clears only what comes before it, and sets one per header). */
+	uint8_t kind[HTTP1_MAX_HEADERS];
 };
 
 /* The parser pauses (HPE_PAUSED) at the end of a head and of a message. */
@@ -142,7 +145,7 @@ int http1_head_append(struct http1_head *h, const char *p, size_t n);
 void http1_head_scan(const struct http1_head *h, const llhttp_t *p, struct http1_info *out);
 
 /* The kind of header name (len bytes): one switch on the length, then at
- * most three comparisons. */
+ * most three comparisons. http1_head_scan keeps each header's in its info. */
 enum http1_kind http1_header_kind(const char *name, size_t len);
 
 /* Returns true when name (len bytes) equals lname (lower case) ignoring case. */
