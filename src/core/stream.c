@@ -542,9 +542,6 @@ bool stream_tx_adopt(struct stream *s, char *buf, uint32_t size)
 	return false;
 }
 
-/* Under TLS: encrypts what waits in the plaintext queue (once the
- * handshake is done, while the ciphertext queue has room) and moves the
- * transport's output (handshake, records, alerts) to the ciphertext queue. */
 /* A TLS stream that can send nothing more (its records are lost, or would
  * stay unsent for good) ends with err. Its owner learns it from the error,
  * now or (nothing else may come) after the batch. */
@@ -563,6 +560,9 @@ static void tls_out_of_memory(struct stream *s)
 	tls_fail(s, -ENOMEM);
 }
 
+/* Under TLS: encrypts what waits in the plaintext queue (once the
+ * handshake is done, while the ciphertext queue has room) and moves the
+ * transport's output (handshake, records, alerts) to the ciphertext queue. */
 static void tls_prepare(struct stream *s)
 {
 	const struct transport_ops *t = s->sh->cfg->tls_ops;
