@@ -237,6 +237,10 @@ struct shard {
 	uint64_t wake_val;
 	bool ring_fd_registered;
 	uint32_t batch_wait_usec; /* --batch-wait-usec, 0 when the kernel lacks it */
+	/* How busy the shard is (see busy_observe): batches only when busy. */
+	uint64_t busy_since_ns;   /* start of the span being measured */
+	uint64_t busy_cpu_ns;     /* the thread's CPU time at busy_since_ns */
+	bool busy;
 	struct __kernel_timespec tick_ts;
 
 	/* provided buffers */

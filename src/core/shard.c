@@ -23,11 +23,17 @@
 #define BGID 1
 #define TICK_MS 100
 #define RING_ENTRIES 4096
-/* Batched waits: with at least BATCH_INFLIGHT requests at upstreams, a wait
- * asks for as many completions as requests in flight, at most BATCH_MAX, or
- * --batch-wait-usec, whichever comes first. */
+/* Batched waits: on a busy shard (see busy_observe) with at least
+ * BATCH_INFLIGHT requests at upstreams, a wait asks for as many completions
+ * as requests in flight, at most BATCH_MAX, or --batch-wait-usec, whichever
+ * comes first. */
 #define BATCH_INFLIGHT 16
 #define BATCH_MAX 64
+/* Busy: the shard's thread ran at least BUSY_ON_PCT % of the last span of
+ * BUSY_SPAN_NS; it stays busy down to BUSY_OFF_PCT %. */
+#define BUSY_SPAN_NS 2000000
+#define BUSY_ON_PCT 50
+#define BUSY_OFF_PCT 40
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* Linux 6.12 */
 #endif
@@ -39,11 +45,16 @@ struct shard_group {
 	struct shard *shards;
 };
 
-static uint64_t now_ms(void)
+static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_ns() / 1000000;
 }
 
 /* ---- timers: one FIFO list per class, so each list is sorted ---- */
@@ -413,24 +424,59 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
 	}
 }
 
-/* The completions the next wait asks for. Few requests in flight mean
- * little load, or clients that wait for each answer before asking again:
- * then every completion wakes the shard, as a batch would only add its wait
- * to their round trips. Many requests in flight keep completions coming:
- * then one wake-up serves a batch, which costs a request at most
- * --batch-wait-usec per pass through the shard. A batch is never larger
- * than the requests in flight: 16 clients that each wait for their answer
- * would otherwise pay the whole wait on every round trip, as 64 completions
- * never come. */
-static unsigned next_want(const struct shard *sh)
+/* The completions the next wait asks for (--batch-wait-usec bounds the
+ * wait). An idle shard has nothing to
+ * gain from fewer wake-ups, and its requests would pay the wait: then every
+ * completion wakes it at once. So does a shard with few requests in flight:
+ * little load, or clients that wait for each answer before asking again,
+ * whose round trips a batch would only lengthen. A busy shard with many
+ * requests in flight has completions coming: then one wake-up serves a
+ * batch, which costs a request at most --batch-wait-usec per pass through
+ * the shard. A batch is never larger than the requests in flight: 16
+ * clients that each wait for their answer would otherwise pay the whole wait
+ * on every round trip, as 64 completions never come. */
+unsigned shard_batch_want(unsigned inflight, bool busy)
 {
-	if (sh->inflight < BATCH_INFLIGHT)
+	if (!busy || inflight < BATCH_INFLIGHT)
 		return 1;
-	return sh->inflight < BATCH_MAX ? sh->inflight : BATCH_MAX;
+	return inflight < BATCH_MAX ? inflight : BATCH_MAX;
+}
+
+/* With hysteresis: a shard near the threshold does not switch at every
+ * span. */
+bool shard_busy_after(bool busy, uint64_t cpu_ns, uint64_t span_ns)
+{
+	return cpu_ns * 100 >= span_ns * (busy ? BUSY_OFF_PCT : BUSY_ON_PCT);
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/* Called after each wait with the monotonic clock: once per BUSY_SPAN_NS,
+ * the share of that span the shard's thread spent on a CPU (its own work and
+ * the kernel's work for it: most of the sending happens inside the ring's
+ * submit) tells whether it is busy. Requests held long at their upstreams
+ * (long polls, slow backends) count as in flight without keeping the shard
+ * busy: batches then stay off, and other requests never wait out a window
+ * for the few completions that trickle in. One clock read a pass, one
+ * syscall a span. */
+static void busy_observe(struct shard *sh, uint64_t now_ns)
+{
+	uint64_t span = now_ns - sh->busy_since_ns;
+	if (span < BUSY_SPAN_NS)
+		return;
+	uint64_t cpu = thread_cpu_ns();
+	sh->busy = shard_busy_after(sh->busy, cpu - sh->busy_cpu_ns, span);
+	sh->busy_since_ns = now_ns;
+	sh->busy_cpu_ns = cpu;
 }
 
 /* Submits what is queued and waits for completions: for one, or, when
- * next_want asks for more, for that many or batch_wait_usec, whichever comes
+ * shard_batch_want asks for more, for that many or batch_wait_usec, whichever comes
  * first (then for one). The kernel (DEFER_TASKRUN, Linux 6.12's minimum wait timeout)
  * then wakes the shard once for a batch instead of once per completion: each
  * wake-up costs this CPU a context switch and the CPU whose packet caused
@@ -438,7 +484,7 @@ static unsigned next_want(const struct shard *sh)
  * the submission queue is flushed here as io_uring_submit does. */
 static void ring_wait(struct shard *sh)
 {
-	unsigned want = next_want(sh);
+	unsigned want = shard_batch_want(sh->inflight, sh->busy);
 	if (want <= 1 || !sh->batch_wait_usec || io_uring_cq_ready(&sh->ring)) {
 		io_uring_submit_and_wait(&sh->ring, 1);
 		return;
@@ -495,7 +541,9 @@ static void *shard_main(void *arg)
 		atomic_store(&sh->start_status, ret);
 		return NULL;
 	}
-	sh->now_ms = now_ms();
+	sh->busy_since_ns = now_ns();
+	sh->busy_cpu_ns = thread_cpu_ns();
+	sh->now_ms = sh->busy_since_ns / 1000000;
 	for (int c = 0; c < TIMER_LISTS; c++)
 		sh->timers[c].head.next = sh->timers[c].head.prev = &sh->timers[c].head;
 	sh->conns.next = sh->conns.prev = &sh->conns;
@@ -513,7 +561,9 @@ static void *shard_main(void *arg)
 	for (;;) {
 		shard_buf_refill(sh);
 		ring_wait(sh);
-		sh->now_ms = now_ms();
+		uint64_t ns = now_ns();
+		sh->now_ms = ns / 1000000;
+		busy_observe(sh, ns);
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
 		io_uring_for_each_cqe(&sh->ring, head, cqe)

@@ -34,6 +34,14 @@ struct shard_stats {
 };
 void shard_group_stats(struct shard_group *g, struct shard_stats *out);
 
+/* The policy of the shards' batched waits (exposed for tests):
+ * the completions a wait asks for, with inflight requests at upstreams on a
+ * shard that is busy or not (1: every completion wakes the shard); */
+unsigned shard_batch_want(unsigned inflight, bool busy);
+/* and whether a shard whose thread ran cpu_ns of the last span_ns is busy,
+ * when it was (busy) or was not before. */
+bool shard_busy_after(bool busy, uint64_t cpu_ns, uint64_t span_ns);
+
 /* Graceful stop: shards stop accepting, finish requests in flight (closing
  * keep-alive connections after their current response) within
  * cfg->shutdown_timeout_ms, then exit; joins them and frees the group. */

@@ -1447,11 +1447,11 @@ Test(proxy, keep_alive_counts_from_the_last_local_answer)
 }
 
 /* 16 clients that each wait for their answer keep 16 requests in flight
- * (the backend holds each for 1 ms), which turns batched waits on. A batch
- * asks for no more completions than there are requests in flight: asking
- * for 64, which never come, made each round trip pay the whole
- * --batch-wait-usec (10 ms here: 30 rounds took 300 ms or more; about 2 ms
- * a round otherwise). */
+ * (the backend holds each for 1 ms). Their round trips must never pay the
+ * whole --batch-wait-usec (10 ms here: 30 rounds took 300 ms or more when a
+ * batch asked for 64 completions, which never come; about 2 ms a round
+ * otherwise). A batch asks for no more completions than there are requests
+ * in flight, and only on a busy shard (unit test shard/batch_want). */
 Test(proxy, batch_never_waits_for_more_than_in_flight)
 {
 	enum { N = 16, ROUNDS = 30 };
@@ -1477,4 +1477,38 @@ Test(proxy, batch_never_waits_for_more_than_in_flight)
 	cr_expect_lt(took, 200, "%d rounds of %d requests took %lld ms", ROUNDS, N, (long long)took);
 	for (int i = 0; i < N; i++)
 		h_conn_close(&c[i]);
+}
+
+/* 20 requests held 4 s at the upstream (long polls) count as in flight, so
+ * a shard that batched on that count alone would make every other request
+ * wait out the whole window (10 ms here) for the completions that only
+ * trickle in, twice or more each: 30 quick GETs took 600 ms. An idle shard
+ * does not batch. */
+Test(proxy, long_held_requests_never_delay_others)
+{
+	enum { HELD = 20, QUICK = 30 };
+	int port = start(64, "--batch-wait-usec", "10000");
+	static struct h_conn held[HELD];
+	for (int i = 0; i < HELD; i++) {
+		open_conn(&held[i], port);
+		cr_assert_eq(h_conn_sendf(&held[i], "GET /held%d/_/sleep/4000 HTTP/1.1\r\nHost: p.local\r\n\r\n", i),
+			     0, "held request %d: send failed", i);
+	}
+	h_sleep_ms(300); /* all of them at the upstream */
+	struct h_conn c;
+	open_conn(&c, port);
+	int64_t t0 = h_now_ms();
+	for (int k = 0; k < QUICK; k++) {
+		struct h_resp r;
+		get_on(&c, &r, "/quick", NULL);
+		cr_expect_eq(r.status, 200, "quick GET %d: %d", k, r.status);
+		h_resp_free(&r);
+	}
+	int64_t took = h_now_ms() - t0;
+	cr_expect_lt(took, 200, "%d GETs beside %d held requests took %lld ms", QUICK, HELD, (long long)took);
+	/* The held requests are still waiting for their upstream. */
+	cr_expect_eq(h_conn_wait_head(&held[0], 0), -ETIMEDOUT, "a held request answered early");
+	h_conn_close(&c);
+	for (int i = 0; i < HELD; i++)
+		h_conn_close(&held[i]);
 }
