@@ -38,6 +38,7 @@ struct options {
 	uint64_t http_port, admin_port;
 	uint64_t max_header_size;
 	uint64_t max_fails, next_upstream_tries, upstream_keepalive_conns, batch_wait_usec;
+	uint64_t batch_busy_percent;
 	const char *log_level;
 	uint64_t https_port, hsts_max_age;
 	bool hsts, hsts_subdomains;
@@ -172,9 +173,13 @@ static const struct flag flags[] = {
 	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "64k",
 	 "Response bodies of at least this many bytes (Content-Length) are spliced", NULL},
 	{"batch-wait-usec", F_UINT, &opt.batch_wait_usec, "100",
-	 "With 16 or more requests in flight on a shard, the longest it waits for a batch of "
-	 "completions before waking (microseconds; fewer wake-ups under load; 0 = wake for "
+	 "On a busy shard with 16 or more requests in flight, the longest it waits for a batch "
+	 "of completions before waking (microseconds; fewer wake-ups under load; 0 = wake for "
 	 "each; Linux 6.12+)", NULL},
+	{"batch-busy-percent", F_UINT, &opt.batch_busy_percent, "50",
+	 "A shard batches its waits once it was busy (running or waiting for its CPU) this "
+	 "share of the time, measured every 2 ms; it stops below four fifths of it "
+	 "(0 = whenever 16 or more requests are in flight)", NULL},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut", NULL},
 	{"sync-period", F_DURATION, &sync_period_ms, "200ms",
@@ -457,6 +462,12 @@ static void parse_flags(int argc, char **argv)
 		bad_flag("batch-wait-usec", v, "must be at most 10000 (10 ms); 0 turns batching off");
 	}
 	opt.core.batch_wait_usec = (uint32_t)opt.batch_wait_usec;
+	if (opt.batch_busy_percent > 100) {
+		char v[24];
+		snprintf(v, sizeof(v), "%" PRIu64, opt.batch_busy_percent);
+		bad_flag("batch-busy-percent", v, "must be a percentage, 0 to 100");
+	}
+	opt.core.batch_busy_pct = (uint8_t)opt.batch_busy_percent;
 	opt.core.upstream_keepalive_conns = (uint32_t)opt.upstream_keepalive_conns;
 	opt.core.next_upstream_tries = (uint32_t)opt.next_upstream_tries;
 	opt.core.buf_size = 16384;

@@ -51,6 +51,7 @@ struct core_config {
 	uint64_t splice_threshold;  /* response bodies at least this long are spliced */
 
 	uint32_t batch_wait_usec;   /* 100: longest wait for a batch of completions when busy */
+	uint8_t batch_busy_pct;     /* 50: busy from this share of the time on (0: always) */
 
 	uint32_t buf_size;  /* provided buffer size, 16k */
 	uint32_t buf_count; /* provided buffers per shard, power of two */

@@ -31,7 +31,8 @@ static void conn_drive(struct conn *c);
 static void response_done(struct conn *c, struct upstream *u);
 
 /* The request on u no longer counts in its shard's requests in flight
- * (which decide whether waits are batched: shard_batch_want in shard.c). */
+ * (which, with how busy the shard is, decide whether waits are batched:
+ * shard_batch_want in shard.c). */
 static void upstream_uncount(struct upstream *u)
 {
 	if (u->inflight) {

@@ -239,7 +239,8 @@ struct shard {
 	uint32_t batch_wait_usec; /* --batch-wait-usec, 0 when the kernel lacks it */
 	/* How busy the shard is (see busy_observe): batches only when busy. */
 	uint64_t busy_since_ns;   /* start of the span being measured */
-	uint64_t busy_cpu_ns;     /* the thread's CPU time at busy_since_ns */
+	uint64_t busy_ns;         /* the thread's busy time at busy_since_ns */
+	int schedstat_fd;         /* /proc/thread-self/schedstat, or -1 */
 	bool busy;
 	struct __kernel_timespec tick_ts;
 

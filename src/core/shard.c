@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -26,14 +27,10 @@
 /* Batched waits: on a busy shard (see busy_observe) with at least
  * BATCH_INFLIGHT requests at upstreams, a wait asks for as many completions
  * as requests in flight, at most BATCH_MAX, or --batch-wait-usec, whichever
- * comes first. */
+ * comes first. Busy is measured over spans of at least BUSY_SPAN_NS. */
 #define BATCH_INFLIGHT 16
 #define BATCH_MAX 64
-/* Busy: the shard's thread ran at least BUSY_ON_PCT % of the last span of
- * BUSY_SPAN_NS; it stays busy down to BUSY_OFF_PCT %. */
 #define BUSY_SPAN_NS 2000000
-#define BUSY_ON_PCT 50
-#define BUSY_OFF_PCT 40
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* Linux 6.12 */
 #endif
@@ -443,36 +440,55 @@ unsigned shard_batch_want(unsigned inflight, bool busy)
 }
 
 /* With hysteresis: a shard near the threshold does not switch at every
- * span. */
-bool shard_busy_after(bool busy, uint64_t cpu_ns, uint64_t span_ns)
+ * span; it stays busy down to four fifths of on_pct. */
+bool shard_busy_after(bool busy, uint64_t busy_ns, uint64_t span_ns, unsigned on_pct)
 {
-	return cpu_ns * 100 >= span_ns * (busy ? BUSY_OFF_PCT : BUSY_ON_PCT);
+	uint64_t pct = busy ? on_pct * 4 / 5 : on_pct;
+	return busy_ns * 100 >= span_ns * pct;
 }
 
-static uint64_t thread_cpu_ns(void)
+/* The time the calling thread was busy: on a CPU, plus waiting for one
+ * (run_delay, which also counts time throttled by a cgroup's CPU quota), from
+ * /proc/thread-self/schedstat ("on_cpu_ns run_delay_ns slices"). A shard
+ * that shares its CPU, or is held to part of one, is starved rather than
+ * idle, and batches help it most. Without schedstat (a kernel without
+ * CONFIG_SCHED_INFO): the CPU time alone. */
+static uint64_t thread_busy_ns(const struct shard *sh)
 {
+	if (sh->schedstat_fd >= 0) {
+		char buf[96];
+		ssize_t n = pread(sh->schedstat_fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = 0;
+			char *end;
+			uint64_t on_cpu = strtoull(buf, &end, 10);
+			uint64_t delay = strtoull(end, NULL, 10);
+			return on_cpu + delay;
+		}
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
-/* Called after each wait with the monotonic clock: once per BUSY_SPAN_NS,
- * the share of that span the shard's thread spent on a CPU (its own work and
- * the kernel's work for it: most of the sending happens inside the ring's
- * submit) tells whether it is busy. Requests held long at their upstreams
- * (long polls, slow backends) count as in flight without keeping the shard
- * busy: batches then stay off, and other requests never wait out a window
- * for the few completions that trickle in. One clock read a pass, one
- * syscall a span. */
-static void busy_observe(struct shard *sh, uint64_t now_ns)
+/* Called after each wait with the monotonic clock: once a span of at least
+ * BUSY_SPAN_NS has passed since the last measure (up to the 100 ms tick
+ * after an idle wait), the share of that span the shard's thread was busy
+ * tells whether batches are on. That time includes the kernel's work for
+ * it: most of the sending happens inside the ring's submit. Requests held
+ * long at their upstreams (long polls, slow backends) count as in flight
+ * without keeping the shard busy: batches then stay off, and other requests
+ * never wait out a window for the few completions that trickle in. One
+ * clock read a pass, one pread a span. */
+static void busy_observe(struct shard *sh, uint64_t ns)
 {
-	uint64_t span = now_ns - sh->busy_since_ns;
+	uint64_t span = ns - sh->busy_since_ns;
 	if (span < BUSY_SPAN_NS)
 		return;
-	uint64_t cpu = thread_cpu_ns();
-	sh->busy = shard_busy_after(sh->busy, cpu - sh->busy_cpu_ns, span);
-	sh->busy_since_ns = now_ns;
-	sh->busy_cpu_ns = cpu;
+	uint64_t busy = thread_busy_ns(sh);
+	sh->busy = shard_busy_after(sh->busy, busy - sh->busy_ns, span, sh->cfg->batch_busy_pct);
+	sh->busy_since_ns = ns;
+	sh->busy_ns = busy;
 }
 
 /* Submits what is queued and waits for completions: for one, or, when
@@ -541,8 +557,10 @@ static void *shard_main(void *arg)
 		atomic_store(&sh->start_status, ret);
 		return NULL;
 	}
+	sh->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	sh->busy_since_ns = now_ns();
-	sh->busy_cpu_ns = thread_cpu_ns();
+	sh->busy_ns = thread_busy_ns(sh);
+	sh->busy = shard_busy_after(false, 0, 1, sh->cfg->batch_busy_pct); /* on_pct 0: always */
 	sh->now_ms = sh->busy_since_ns / 1000000;
 	for (int c = 0; c < TIMER_LISTS; c++)
 		sh->timers[c].head.next = sh->timers[c].head.prev = &sh->timers[c].head;
@@ -580,6 +598,8 @@ static void *shard_main(void *arg)
 	}
 	io_uring_submit(&sh->ring); /* the closes of the last streams */
 	io_uring_queue_exit(&sh->ring);
+	if (sh->schedstat_fd >= 0)
+		close(sh->schedstat_fd);
 	if (sh->cfg->tls_ops && sh->cfg->tls_ops->thread_exit)
 		sh->cfg->tls_ops->thread_exit();
 	blk_cache_drain();

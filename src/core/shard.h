@@ -38,9 +38,10 @@ void shard_group_stats(struct shard_group *g, struct shard_stats *out);
  * the completions a wait asks for, with inflight requests at upstreams on a
  * shard that is busy or not (1: every completion wakes the shard); */
 unsigned shard_batch_want(unsigned inflight, bool busy);
-/* and whether a shard whose thread ran cpu_ns of the last span_ns is busy,
- * when it was (busy) or was not before. */
-bool shard_busy_after(bool busy, uint64_t cpu_ns, uint64_t span_ns);
+/* and whether a shard whose thread was busy (running or waiting for its
+ * CPU) busy_ns of the last span_ns is busy, when it was (busy) or was not
+ * before, with --batch-busy-percent on_pct. */
+bool shard_busy_after(bool busy, uint64_t busy_ns, uint64_t span_ns, unsigned on_pct);
 
 /* Graceful stop: shards stop accepting, finish requests in flight (closing
  * keep-alive connections after their current response) within

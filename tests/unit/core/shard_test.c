@@ -18,18 +18,26 @@ Test(shard, batch_want)
 	cr_expect_eq(shard_batch_want(1000, false), 1);
 }
 
-/* Busy from half of the span on; once busy, until below 40 %. */
+/* Busy from half of the span on (--batch-busy-percent 50); once busy, until
+ * below four fifths of that. */
 Test(shard, busy_with_hysteresis)
 {
 	const uint64_t span = 2000000;
-	cr_expect(!shard_busy_after(false, 0, span));
-	cr_expect(!shard_busy_after(false, span * 49 / 100, span));
-	cr_expect(shard_busy_after(false, span / 2, span));
-	cr_expect(shard_busy_after(false, span, span));
-	cr_expect(shard_busy_after(true, span * 45 / 100, span));
-	cr_expect(shard_busy_after(true, span * 40 / 100, span));
-	cr_expect(!shard_busy_after(true, span * 39 / 100, span));
-	cr_expect(!shard_busy_after(true, 0, span));
-	/* A long span (a shard that slept for seconds) is measured the same way. */
-	cr_expect(!shard_busy_after(true, 1000000, 5000000000ull));
+	cr_expect(!shard_busy_after(false, 0, span, 50));
+	cr_expect(!shard_busy_after(false, span * 49 / 100, span, 50));
+	cr_expect(shard_busy_after(false, span / 2, span, 50));
+	cr_expect(shard_busy_after(false, span, span, 50));
+	cr_expect(shard_busy_after(true, span * 45 / 100, span, 50));
+	cr_expect(shard_busy_after(true, span * 40 / 100, span, 50));
+	cr_expect(!shard_busy_after(true, span * 39 / 100, span, 50));
+	cr_expect(!shard_busy_after(true, 0, span, 50));
+	/* A long span (a shard that slept until its tick) is measured the same way. */
+	cr_expect(!shard_busy_after(true, 1000000, 100000000, 50));
+	/* Other thresholds; 0 means always busy, 100 only when never idle. */
+	cr_expect(shard_busy_after(false, span / 5, span, 20));
+	cr_expect(!shard_busy_after(false, span / 5, span, 21));
+	cr_expect(shard_busy_after(false, 0, span, 0));
+	cr_expect(shard_busy_after(true, 0, span, 0));
+	cr_expect(!shard_busy_after(false, span * 99 / 100, span, 100));
+	cr_expect(shard_busy_after(true, span * 80 / 100, span, 100));
 }
