@@ -506,10 +506,11 @@ static int upstream_attach(struct conn *c, int same, bool flush)
 	}
 	const struct snap_endpoint *ep = &b->endpoints[e];
 	uint32_t hash = ep_hash(ep);
-	/* A chunked request body is re-encoded as it streams and not kept for
-	 * a replay: it takes a fresh connection, which cannot turn out to be
-	 * one the upstream closed while it idled. */
-	bool fresh = same >= 0 || (c->parser.flags & F_CHUNKED);
+	/* A request body that cannot be kept for a replay takes a fresh
+	 * connection, which cannot turn out to be one the upstream closed while
+	 * it idled: a chunked body (re-encoded as it streams), or one known at
+	 * its head not to fit the replay list (C_F_BIG_BODY). */
+	bool fresh = same >= 0 || (c->parser.flags & F_CHUNKED) || (c->flags & C_F_BIG_BODY);
 	struct upstream *u = fresh ? NULL : pool_take(sh, ep, hash);
 
 	if (u) {
@@ -834,6 +835,11 @@ static int start_request(struct conn *c)
 	c->fwd_len = (uint32_t)n;
 	c->fwd_cap = got;
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
+	/* The list holds REPLAY_MAX buffers, the first shared with the head:
+	 * once more went out, a stale connection could not be retried. */
+	if ((p->flags & F_CONTENT_LENGTH) &&
+	    p->content_length + c->head.len > (uint64_t)REPLAY_MAX * c->s.sh->cfg->buf_size)
+		c->flags |= C_F_BIG_BODY;
 	c->rq = RQ_BODY;
 	/* Request bodies: one recv at a time (bounded read-ahead), unless the
 	 * whole body came with the head (no cancel of the multishot recv). */

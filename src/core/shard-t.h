@@ -161,6 +161,7 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 #define C_F_SPLICE_PENDING (1u << 14) /* response body will move by splice */
 #define C_F_NOTIFIED (1u << 15)   /* TLS close_notify queued */
 #define C_F_CLIENT_CLOSE (1u << 16) /* the client asked for the close; its request was read whole */
+#define C_F_BIG_BODY (1u << 17)   /* Content-Length beyond the replay list: fresh upstreams only */
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 

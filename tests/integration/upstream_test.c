@@ -105,16 +105,18 @@ static pid_t echo_at(const char *name, const char *addr, int port)
 	return p;
 }
 
-/* badupstream.py in a mode ("reset", "idle-close"); log "bad-NAME". */
-static pid_t bad_at(const char *name, const char *addr, int port, const char *mode, int idle_ms)
+/* badupstream.py in a mode ("reset", "idle-close" with n as --idle-ms,
+ * "reset-reused" with n as --reset-after); log "bad-NAME". */
+static pid_t bad_at(const char *name, const char *addr, int port, const char *mode, int n)
 {
-	char listen[64], logname[64], script[PATH_MAX], idle[16];
+	char listen[64], logname[64], script[PATH_MAX], num[16];
 	snprintf(listen, sizeof(listen), "%s:%d", addr, port);
 	snprintf(logname, sizeof(logname), "bad-%s", name);
 	snprintf(script, sizeof(script), "%s/tests/support/ws/badupstream.py", root_dir());
-	snprintf(idle, sizeof(idle), "%d", idle_ms);
+	snprintf(num, sizeof(num), "%d", n);
 	char *argv[] = {"/usr/bin/env", "python3", "-u", script, "--listen", listen, "--name", (char *)name,
-			"--mode", (char *)mode, "--idle-ms", idle, NULL};
+			"--mode", (char *)mode, strcmp(mode, "reset-reused") ? "--idle-ms" : "--reset-after", num,
+			NULL};
 	pid_t p = h_spawn(logname, argv);
 	cr_assert_gt(p, 0, "could not start badupstream %s", name);
 	cr_assert(wait_addr_port(addr, port, 10000), "badupstream %s not listening; log:\n%s", name,
@@ -729,6 +731,52 @@ Test(upstream, upstream_closing_idle_keepalive_never_502)
 	cr_assert_eq(bad, 0, "%d of 200 requests failed against an upstream closing idle connections after 100 ms; log:\n%s",
 		     bad, h_log_tail("ringress", 2000));
 	cr_expect_geq(idle_closes, 20, "the upstream closed only %d idle connections: test not exercised", idle_closes);
+}
+
+/* A request body larger than the replay list holds (a Content-Length of
+ * 256 KiB, above its 4 buffers of 16 KiB) never goes on a kept-alive
+ * connection: one that the upstream dropped while it idled could not be
+ * retried once more than that had gone out. The upstream here answers the
+ * first request of each connection and resets a second one after 100 KiB
+ * of its body; on a reused connection, the upload got a 502. */
+Test(upstream, large_upload_never_on_a_reused_connection)
+{
+	const int idx = 74;
+	int port = H_PORT(idx, 1);
+	bad_at("rr", "127.0.0.2", port, "reset-reused", 100 * 1024);
+	const char *addrs[] = {"127.0.0.2"};
+	write_base(port, addrs, 1, NULL);
+	const char *args[] = {"--shards", "1", NULL};
+	start_ringress(idx, args);
+
+	struct client cl;
+	client_init(&cl, H_PORT(idx, 0));
+	struct h_resp r;
+	char v[32] = "";
+	cr_assert_eq(client_req(&cl, "GET", "/warm", NULL, NULL, 0, &r, 15000), 0);
+	cr_expect_eq(r.status, 200, "GET: %d", r.status);
+	h_resp_free(&r); /* its upstream connection is now kept alive */
+	enum { BIG = 256 * 1024 };
+	static char body[BIG];
+	h_pattern(body, sizeof(body), 0);
+	for (int i = 0; i < 3; i++) {
+		int e = client_req(&cl, "POST", "/upload", NULL, body, sizeof(body), &r, 15000);
+		cr_assert_eq(e, 0, "upload %d: no response (%d); log:\n%s", i, e, h_log_tail("ringress", 1500));
+		cr_expect_eq(r.status, 200, "upload %d: %d; log:\n%s", i, r.status, h_log_tail("ringress", 1500));
+		cr_expect(body_value(&r, "body-bytes", v, sizeof(v)) && atoi(v) == BIG, "upload %d: body-bytes %s", i,
+			  v);
+		h_resp_free(&r);
+	}
+	h_sleep_ms(200); /* the upstream's log lines */
+	cr_expect_eq(log_count("bad-rr", "reset request", NULL), 0, "an upload went on a kept-alive connection");
+	/* A GET does take a kept-alive connection: the upstream resets it, and
+	 * ringress retries on a fresh one (the upstream's reset is real). */
+	cr_assert_eq(client_req(&cl, "GET", "/again", NULL, NULL, 0, &r, 15000), 0);
+	cr_expect_eq(r.status, 200, "GET on a reset kept-alive connection: %d", r.status);
+	h_resp_free(&r);
+	client_close(&cl);
+	h_sleep_ms(200);
+	cr_expect_geq(log_count("bad-rr", "reset request", NULL), 1, "the upstream reset no reused connection");
 }
 
 /* ---- timeouts ---- */

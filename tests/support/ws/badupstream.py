@@ -12,6 +12,15 @@ tests/integration/upstream_test.c.
       that stays idle MS ms after a response (no Connection: close announced),
       as servers with a short keep-alive timeout do. Logs
       "conn C closed idle after K requests".
+  badupstream.py --listen ADDR:PORT --name NAME --mode reset-reused --reset-after B
+      answers the first request of each connection (body lines as
+      idle-close, always "conn-requests=1") and keeps the connection open; of
+      a second request on it, reads the head and the first B bytes of its
+      body (or of what arrived with the head, if more; the whole body if
+      shorter), then closes with RST without an answer, as an upstream that
+      dropped a kept-alive connection resets what arrives on it. Logs
+      "conn C reset request 2 after N body bytes". A connection idle for
+      30 s is reset too ("conn C error timed out").
 
 One thread per connection. Prints "listening" once bound; SIGTERM exits.
 """
@@ -32,8 +41,9 @@ def log(msg):
         sys.stdout.flush()
 
 
-def read_request(sock, buf):
-    """Returns (method, target, body_len, rest) or None on EOF/timeout."""
+def read_head(sock, buf):
+    """Returns (method, target, content_length, bytes after the head) or
+    None on EOF."""
     while b"\r\n\r\n" not in buf:
         data = sock.recv(65536)
         if not data:
@@ -49,12 +59,38 @@ def read_request(sock, buf):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             clen = int(value.strip())
+    return method, target, clen, rest
+
+
+def read_request(sock, buf):
+    """Returns (method, target, body_len, rest) or None on EOF/timeout."""
+    h = read_head(sock, buf)
+    if h is None:
+        return None
+    method, target, clen, rest = h
     while len(rest) < clen:
         data = sock.recv(65536)
         if not data:
             return None
         rest += data
     return method, target, clen, rest[clen:]
+
+
+def read_head_and(sock, nbytes):
+    """Reads a request head and at least the first nbytes of its
+    Content-Length body (all of it if shorter). Returns (method, target,
+    body bytes read) or None on EOF."""
+    h = read_head(sock, b"")
+    if h is None:
+        return None
+    method, target, clen, rest = h
+    want = min(nbytes, clen)
+    while len(rest) < want:
+        data = sock.recv(min(65536, want - len(rest)))
+        if not data:
+            break
+        rest += data
+    return method, target, len(rest)
 
 
 def serve_reset(sock, name):
@@ -68,6 +104,25 @@ def serve_reset(sock, name):
             counters["req"] += 1
             n = counters["req"]
         log("request %d %s %s body=%d" % (n, r[0], r[1], r[2]))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def serve_reset_reused(sock, name, reset_after, cid):
+    sock.settimeout(30)
+    try:
+        r = read_request(sock, b"")
+        if r is None:
+            sock.close()
+            return
+        body = ("service=%s\nconn-requests=1\nbody-bytes=%d\n" % (name, r[2])).encode()
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+                     % len(body) + body)
+        r = read_head_and(sock, reset_after)
+        if r is not None:
+            log("conn %d reset request 2 after %d body bytes" % (cid, r[2]))
+    except OSError as e:
+        log("conn %d error %s" % (cid, e))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
 
@@ -102,8 +157,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
     ap.add_argument("--name", default="bad")
-    ap.add_argument("--mode", choices=["reset", "idle-close"], required=True)
+    ap.add_argument("--mode", choices=["reset", "idle-close", "reset-reused"], required=True)
     ap.add_argument("--idle-ms", type=int, default=100)
+    ap.add_argument("--reset-after", type=int, default=0)
     a = ap.parse_args()
     host, _, port = a.listen.rpartition(":")
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -120,6 +176,9 @@ def main():
             cid = counters["conn"]
         if a.mode == "reset":
             t = threading.Thread(target=serve_reset, args=(s, a.name), daemon=True)
+        elif a.mode == "reset-reused":
+            t = threading.Thread(target=serve_reset_reused, args=(s, a.name, a.reset_after, cid),
+                                 daemon=True)
         else:
             t = threading.Thread(target=serve_idle_close, args=(s, a.name, a.idle_ms, cid), daemon=True)
         t.start()
