@@ -178,7 +178,7 @@ static const struct flag flags[] = {
 	 "each; Linux 6.12+)", NULL},
 	{"batch-busy-percent", F_UINT, &opt.batch_busy_percent, "50",
 	 "A shard batches its waits once it was busy (running or waiting for its CPU) this "
-	 "share of the time, measured every 2 ms; it stops below four fifths of it "
+	 "share of the time, measured every 10 ms; it stops below four fifths of it "
 	 "(0 = whenever 16 or more requests are in flight)", NULL},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut", NULL},

@@ -22,7 +22,7 @@ Test(shard, batch_want)
  * below four fifths of that. */
 Test(shard, busy_with_hysteresis)
 {
-	const uint64_t span = 2000000;
+	const uint64_t span = 10000000;
 	cr_expect(!shard_busy_after(false, 0, span, 50));
 	cr_expect(!shard_busy_after(false, span * 49 / 100, span, 50));
 	cr_expect(shard_busy_after(false, span / 2, span, 50));
