@@ -837,8 +837,9 @@ static int start_request(struct conn *c)
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
 	/* The list holds REPLAY_MAX buffers, the first shared with the head:
 	 * once more went out, a stale connection could not be retried. */
+	uint64_t replay_cap = (uint64_t)REPLAY_MAX * c->s.sh->cfg->buf_size;
 	if ((p->flags & F_CONTENT_LENGTH) &&
-	    p->content_length + c->head.len > (uint64_t)REPLAY_MAX * c->s.sh->cfg->buf_size)
+	    (p->content_length >= replay_cap || c->head.len > replay_cap - p->content_length))
 		c->flags |= C_F_BIG_BODY;
 	c->rq = RQ_BODY;
 	/* Request bodies: one recv at a time (bounded read-ahead), unless the

@@ -446,8 +446,9 @@ unsigned shard_batch_want(unsigned inflight, bool busy)
  * span; it stays busy down to four fifths of on_pct. */
 bool shard_busy_after(bool busy, uint64_t busy_ns, uint64_t span_ns, unsigned on_pct)
 {
-	uint64_t pct = busy ? on_pct * 4 / 5 : on_pct;
-	return busy_ns * 100 >= span_ns * pct;
+	if (busy)
+		return busy_ns * 500 >= span_ns * on_pct * 4;
+	return busy_ns * 100 >= span_ns * on_pct;
 }
 
 /* The time the calling thread was busy: on a CPU, plus waiting for one
@@ -456,18 +457,23 @@ bool shard_busy_after(bool busy, uint64_t busy_ns, uint64_t span_ns, unsigned on
  * that shares its CPU, or is held to part of one, is starved rather than
  * idle, and batches help it most. Without schedstat (a kernel without
  * CONFIG_SCHED_INFO): the CPU time alone. */
-static uint64_t thread_busy_ns(const struct shard *sh)
+static uint64_t thread_busy_ns(struct shard *sh)
 {
 	if (sh->schedstat_fd >= 0) {
 		char buf[96];
 		ssize_t n = pread(sh->schedstat_fd, buf, sizeof(buf) - 1, 0);
 		if (n > 0) {
 			buf[n] = 0;
-			char *end;
+			char *end, *end2;
 			uint64_t on_cpu = strtoull(buf, &end, 10);
-			uint64_t delay = strtoull(end, NULL, 10);
-			return on_cpu + delay;
+			uint64_t delay = strtoull(end, &end2, 10);
+			if (end != buf && end2 != end)
+				return on_cpu + delay;
 		}
+		/* Not what it should be: the CPU time from now on (busy_observe
+		 * takes a new baseline when the count goes back). */
+		close(sh->schedstat_fd);
+		sh->schedstat_fd = -1;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -489,7 +495,8 @@ static void busy_observe(struct shard *sh, uint64_t ns)
 	if (span < BUSY_SPAN_NS)
 		return;
 	uint64_t busy = thread_busy_ns(sh);
-	sh->busy = shard_busy_after(sh->busy, busy - sh->busy_ns, span, sh->cfg->batch_busy_pct);
+	if (busy >= sh->busy_ns)
+		sh->busy = shard_busy_after(sh->busy, busy - sh->busy_ns, span, sh->cfg->batch_busy_pct);
 	sh->busy_since_ns = ns;
 	sh->busy_ns = busy;
 }
@@ -563,7 +570,7 @@ static void *shard_main(void *arg)
 	sh->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	sh->busy_since_ns = now_ns();
 	sh->busy_ns = thread_busy_ns(sh);
-	sh->busy = shard_busy_after(false, 0, 1, sh->cfg->batch_busy_pct); /* on_pct 0: always */
+	sh->busy = sh->cfg->batch_busy_pct == 0; /* 0: always busy */
 	sh->now_ms = sh->busy_since_ns / 1000000;
 	for (int c = 0; c < TIMER_LISTS; c++)
 		sh->timers[c].head.next = sh->timers[c].head.prev = &sh->timers[c].head;

@@ -65,6 +65,7 @@ Test(flags, bad_input_exits_2)
 		{"--manifests . --proxy-next-upstream error,sometimes", "--proxy-next-upstream"},
 		{"--manifests . --bind not-an-address", "--bind"},
 		{"--manifests . --batch-wait-usec 20000", "--batch-wait-usec"},
+		{"--manifests . --batch-busy-percent 101", "--batch-busy-percent"},
 		{"--manifests . --no-such-flag", "--no-such-flag"},
 		{"--manifests /nonexistent/dir", "No such file"},
 		{"--manifests . --kubeconfig /x", "--manifests"},

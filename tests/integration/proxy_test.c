@@ -1490,7 +1490,9 @@ Test(proxy, batch_never_waits_for_more_than_in_flight)
  * a shard that batched on that count alone would make every other request
  * wait out the whole window (10 ms here) for the completions that only
  * trickle in, twice or more each: 30 quick GETs took 600 ms. An idle shard
- * does not batch. */
+ * does not batch (--batch-busy-percent's default, 50: this assumes that
+ * ringress's CPU is not so contended that its shard waits to run half the
+ * time, which would count as busy). */
 Test(proxy, long_held_requests_never_delay_others)
 {
 	enum { HELD = 20, QUICK = 30 };

@@ -40,4 +40,8 @@ Test(shard, busy_with_hysteresis)
 	cr_expect(shard_busy_after(true, 0, span, 0));
 	cr_expect(!shard_busy_after(false, span * 99 / 100, span, 100));
 	cr_expect(shard_busy_after(true, span * 80 / 100, span, 100));
+	/* Four fifths is not rounded down to nothing. */
+	cr_expect(!shard_busy_after(true, 0, span, 1));
+	cr_expect(shard_busy_after(true, span / 125, span, 1));
+	cr_expect(!shard_busy_after(true, span / 126, span, 1));
 }
