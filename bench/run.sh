@@ -21,7 +21,9 @@
 #                 each round (the first runs of a series fare differently on
 #                 this shared machine); rows show the round with the median
 #                 req/s, the median CPU µs/request and the errors of all
-#                 rounds; syscalls are counted in the first round only
+#                 rounds; syscalls are counted in the first round only; the
+#                 ratio columns are medians over rounds of ratios within
+#                 a round
 #   --doc         also write the report (date, kernel, CPU, command, tables)
 #                 into docs/benchmarks.md, between its two
 #                 "bench/run.sh --doc" markers
@@ -405,34 +407,45 @@ fi
 
 # With --rounds N: one row per proxy out of its N rounds of case $1 (the
 # round with the median req/s, the median CPU µs/request, the errors of all
-# rounds, the syscalls of the first round).
+# rounds, the syscalls of the first round), plus two more fields: the
+# medians over rounds of ringress's req/s and CPU µs/request divided by the
+# row's in the same round (runs seconds apart share this machine's noise;
+# rounds minutes apart do not). A proxy's k-th row of the case is its round k.
 aggregate() { # case
-	local c="$1" r rc n keep=() order=()
+	local c="$1" r rc keep=() rows=()
 	for r in "${results[@]}"; do
-		IFS='|' read -r rc n _ <<<"$r"
-		if [ "$rc" != "$c" ]; then
-			keep+=("$r")
-		elif [[ " ${order[*]-} " != *" $n "* ]]; then
-			order+=("$n")
-		fi
+		IFS='|' read -r rc _ <<<"$r"
+		if [ "$rc" = "$c" ]; then rows+=("$r"); else keep+=("$r"); fi
 	done
-	for n in "${order[@]}"; do
-		keep+=("$(printf '%s\n' "${results[@]}" | awk -F'|' -v c="$c" -v n="$n" '
-			$1 != c || $2 != n { next }
-			{ k++; row[k] = $0; rps[k] = $3 + 0; errs += $8; if (sc == "" && $9 != "-") sc = $9
-			  if ($7 ~ /^[0-9.]+$/) cv[++nc] = $7 + 0 }
-			function isort(a, m,  i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
-			END {
-				for (i = 1; i <= k; i++) v[i] = rps[i]
-				isort(v, k)
-				med = v[int((k + 1) / 2)]
-				for (i = 1; i <= k; i++) if (rps[i] == med) { m = i; break }
-				split(row[m], f, "|")
-				isort(cv, nc)
-				cpu = nc ? sprintf("%.1f", nc % 2 ? cv[(nc + 1) / 2] : (cv[nc / 2] + cv[nc / 2 + 1]) / 2) : f[7]
-				printf "%s|%s|%s|%s|%s|%s|%s|%d|%s|%s|%s|%s\n", f[1], f[2], f[3], f[4], f[5], f[6], cpu, errs, sc == "" ? "-" : sc, f[10], f[11], f[12]
-			}')")
-	done
+	mapfile -t -O "${#keep[@]}" keep < <(printf '%s\n' "${rows[@]}" | awk -F'|' '
+		function isort(a, m,  i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+		function median(a, m) { isort(a, m); return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+		function num(x) { return x ~ /^[0-9.]+$/ && x + 0 > 0 }
+		{ n = $2; k = ++cnt[n]; if (k == 1) order[++nn] = n
+		  row[n, k] = $0; rps[n, k] = $3; cpu[n, k] = $7; errs[n] += $8
+		  if (sc[n] == "" && $9 != "-") sc[n] = $9 }
+		END {
+			for (i = 1; i <= nn; i++) {
+				n = order[i]; m = cnt[n]
+				delete v; delete cv; delete rr; delete cr
+				for (k = 1; k <= m; k++) v[k] = rps[n, k] + 0
+				isort(v, m)
+				med = v[int((m + 1) / 2)]
+				for (k = 1; k <= m; k++) if (rps[n, k] + 0 == med) { pick = k; break }
+				split(row[n, pick], f, "|")
+				nc = 0
+				for (k = 1; k <= m; k++) if (num(cpu[n, k])) cv[++nc] = cpu[n, k] + 0
+				cpum = nc ? sprintf("%.1f", median(cv, nc)) : f[7]
+				nr = ncr = 0
+				for (k = 1; k <= m && k <= cnt["ringress"]; k++) {
+					if (num(rps[n, k]) && num(rps["ringress", k])) rr[++nr] = rps["ringress", k] / rps[n, k]
+					if (num(cpu[n, k]) && num(cpu["ringress", k])) cr[++ncr] = cpu["ringress", k] / cpu[n, k]
+				}
+				printf "%s|%s|%s|%s|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s\n", f[1], f[2], f[3], f[4], f[5], f[6], cpum, errs[n],
+					sc[n] == "" ? "-" : sc[n], f[10], f[11], f[12],
+					nr ? sprintf("%.2f", median(rr, nr)) : "-", ncr ? sprintf("%.2f", median(cr, ncr)) : "-"
+			}
+		}')
 	results=("${keep[@]}")
 }
 
@@ -507,12 +520,12 @@ report() {
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) CPUs"
 	echo "command: bash bench/run.sh${argv[*]+ ${argv[*]}}"
-	[ "$rounds" -gt 1 ] && echo "rounds: $rounds per case, the order of the proxies rotated each round; req/s, MB/s, p50 and p99 from the round with the median req/s, CPU µs/request the median of the rounds, errors of all rounds, syscalls from the first round"
+	[ "$rounds" -gt 1 ] && echo "rounds: $rounds per case, the order of the proxies rotated each round; req/s, MB/s, p50 and p99 from the round with the median req/s, CPU µs/request the median of the rounds, errors of all rounds, syscalls from the first round; ratios the medians over rounds of ringress's figure divided by the row's in the same round"
 	echo "wrk / h2load --h1 -t1, ${duration}s per case (100m: $((duration * 2))s); proxy on CPU 0, origin ($backend) and load generator on CPU 1 (pinning: $pin_note); syscalls: separate ${window}s run under strace -c -f; instructions: $([ "$perf_ok" = 1 ] && echo "perf stat" || echo "perf stat -e instructions unsupported here")"
 	for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 		ring_rps="" ring_cpu=""
 		for r in "${results[@]}"; do
-			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld _ <<<"$r"
 			if [ "$rc" = "$c" ] && [ "$n" = ringress ]; then
 				ring_rps="$rps"
 				ring_cpu="$cpu"
@@ -524,10 +537,13 @@ report() {
 		echo "| proxy | req/s | MB/s | p50 | p99 | CPU µs/request | load-CPU µs/request | sleeps/request | syscalls/request | instructions/request | errors | ringress req/s ratio | ringress CPU ratio |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for r in "${results[@]}"; do
-			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
+			IFS='|' read -r rc n rps mbs p50 p99 cpu errs sc ins sl ld rr cr <<<"$r"
 			[ "$rc" = "$c" ] || continue
+			# With --rounds, aggregate's medians of per-round ratios.
+			[ -n "$rr" ] || rr="$(ratio "$ring_rps" "$rps")"
+			[ -n "$cr" ] || cr="$(ratio "$ring_cpu" "$cpu")"
 			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$rps" "$mbs" "$p50" "$p99" "$cpu" \
-				"$ld" "$sl" "$sc" "$ins" "$errs" "$(ratio "$ring_rps" "$rps")" "$(ratio "$ring_cpu" "$cpu")"
+				"$ld" "$sl" "$sc" "$ins" "$errs" "$rr" "$cr"
 		done
 	done
 	if [ "${#load_cases[@]}" -gt 0 ]; then
@@ -594,7 +610,7 @@ if [ "$chart" = 1 ]; then
 					for n in "${names[@]-}"; do
 						v="-"
 						for r in "${results[@]}"; do
-							IFS='|' read -r rc rn rps mbs p50 p99 cpu errs sc ins sl ld <<<"$r"
+							IFS='|' read -r rc rn rps mbs p50 p99 cpu errs sc ins sl ld _ <<<"$r"
 							if [ "$rc" = "$c" ] && [ "$rn" = "$n" ]; then
 								if [ "$metric" = rps ]; then v="$rps"; else v="$cpu"; fi
 							fi
