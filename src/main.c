@@ -232,6 +232,16 @@ static _Noreturn void bad_flag(const char *name, const char *val, const char *wh
 	exit(2);
 }
 
+/* Exits through bad_flag when a whole-number flag is above max. */
+static void flag_at_most(const char *name, uint64_t val, uint64_t max, const char *why)
+{
+	if (val <= max)
+		return;
+	char v[24];
+	snprintf(v, sizeof(v), "%" PRIu64, val);
+	bad_flag(name, v, why);
+}
+
 static void set_flag(const struct flag *f, const char *val)
 {
 	uint64_t v;
@@ -456,17 +466,10 @@ static void parse_flags(int argc, char **argv)
 	opt.core.upstream_keepalive_requests = (uint32_t)opt.upstream_keepalive_requests;
 	opt.core.max_header_size = (uint32_t)opt.max_header_size;
 	opt.core.max_fails = (uint32_t)opt.max_fails;
-	if (opt.batch_wait_usec > 10000) {
-		char v[24];
-		snprintf(v, sizeof(v), "%" PRIu64, opt.batch_wait_usec);
-		bad_flag("batch-wait-usec", v, "must be at most 10000 (10 ms); 0 turns batching off");
-	}
+	flag_at_most("batch-wait-usec", opt.batch_wait_usec, 10000,
+		     "must be at most 10000 (10 ms); 0 turns batching off");
 	opt.core.batch_wait_usec = (uint32_t)opt.batch_wait_usec;
-	if (opt.batch_busy_percent > 100) {
-		char v[24];
-		snprintf(v, sizeof(v), "%" PRIu64, opt.batch_busy_percent);
-		bad_flag("batch-busy-percent", v, "must be a percentage, 0 to 100");
-	}
+	flag_at_most("batch-busy-percent", opt.batch_busy_percent, 100, "must be a percentage, 0 to 100");
 	opt.core.batch_busy_pct = (uint8_t)opt.batch_busy_percent;
 	opt.core.upstream_keepalive_conns = (uint32_t)opt.upstream_keepalive_conns;
 	opt.core.next_upstream_tries = (uint32_t)opt.next_upstream_tries;
