@@ -73,6 +73,15 @@ render() { # template port out
 # other CPU, sets the pace: requests/s then compare the proxies' work per
 # unit of CPU. cgroup v2 (cpu.max) or v1 (cpu.cfs_quota_us); root only.
 bench_quota() {
+	quota_make "$1" || exit 1
+	# shellcheck disable=SC2016
+	proxy_cpu=("${proxy_cpu[@]+"${proxy_cpu[@]}"}" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$quota_cg")
+}
+
+# quota_make PCT: the cgroup $quota_cg, limited to PCT % of one CPU in 10 ms
+# periods (removed by bench_cleanup); fails with a message when it cannot be
+# made (not root, no cpu controller).
+quota_make() {
 	local pct="$1" period=10000 q
 	q=$((period * pct / 100))
 	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
@@ -83,9 +92,30 @@ bench_quota() {
 		quota_cg="/sys/fs/cgroup/cpu/$bench_tmp_prefix-$$"
 		mkdir "$quota_cg" && echo "$period" >"$quota_cg/cpu.cfs_period_us" &&
 			echo "$q" >"$quota_cg/cpu.cfs_quota_us"
-	fi || { echo "$bench_name: cannot limit the proxies' CPU (a cgroup of the cpu controller, as root)" >&2; exit 1; }
-	# shellcheck disable=SC2016
-	proxy_cpu=("${proxy_cpu[@]+"${proxy_cpu[@]}"}" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$quota_cg")
+	fi || { echo "$bench_name: cannot limit the proxies' CPU (a cgroup of the cpu controller, as root)" >&2; return 1; }
+}
+
+# quota_hold PID moves a running proxy (the process and its children, every
+# thread) into $quota_cg; quota_release PID moves them back to the cgroups
+# they came from. For one case under the quota in a run without it.
+declare -A quota_home=()
+quota_hold() {
+	local p
+	for p in $(proc_tree "$1"); do
+		if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+			quota_home[$p]="/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3; exit}' "/proc/$p/cgroup")"
+		else
+			quota_home[$p]="/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3; exit}' "/proc/$p/cgroup")"
+		fi
+		echo "$p" >"$quota_cg/cgroup.procs"
+	done
+}
+quota_release() {
+	local p
+	for p in $(proc_tree "$1"); do
+		[ -n "${quota_home[$p]:-}" ] && echo "$p" >"${quota_home[$p]%/}/cgroup.procs"
+		unset "quota_home[$p]"
+	done
 }
 
 # One benchmark at a time on this machine (two would share the CPUs); then

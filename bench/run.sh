@@ -11,7 +11,8 @@
 #
 #   --only LIST   comma-separated subset of: direct,ringress,haproxy,nginx
 #   --cases LIST  comma-separated subset of: small,small16,small256,
-#                 small-h2load,small16-h2load,small256-h2load,post1k,close,
+#                 small-cpu50,small-h2load,small16-h2load,small256-h2load,
+#                 post1k,close,
 #                 64k,1m,100m,idle10k,micro (default: all; --quick: small
 #                 and a short micro)
 #   --no-pin      do not pin processes to CPUs (machines with one CPU)
@@ -39,8 +40,13 @@
 #                 the proxy, not the origin, sets the pace; bodies are
 #                 generated: /_/bytes/N)
 #
-# Cases: small GET (100 B) keep-alive at 64/16/256 connections with wrk, the
-# same with h2load --h1 (*-h2load; skipped when h2load is absent), 1 KiB POST
+# Cases: small GET (100 B) keep-alive at 64/16/256 connections with wrk;
+# small-cpu50: the small case with each proxy held to half of CPU 0 while it
+# is measured (moved into a cgroup with a 5 ms per 10 ms CPU quota, then back;
+# root; skipped otherwise, and the same as small under --proxy-cpu): the
+# proxy sets the pace, so requests/s compare what the proxies do per unit of
+# CPU, where in the small case CPU 1 (wrk and the origin) sets it for all;
+# the same with h2load --h1 (*-h2load; skipped when h2load is absent), 1 KiB POST
 # keep-alive (post1k, bench/post1k.lua; the origin answers POSTs 200),
 # Connection: close, 64 KiB, 1 MiB and 100 MiB responses, and idle10k: 10,000
 # idle keep-alive client connections (bench/idle.py) to a fresh process of
@@ -162,23 +168,31 @@ size="$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$backend_po
 code="$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$here/post1k.lua" "http://127.0.0.1:$backend_port/")"
 [ "$code" = 200 ] || { echo "bench: backend answers $code to a POST, expected 200" >&2; exit 1; }
 
-all_cases="small,small16,small256,small-h2load,small16-h2load,small256-h2load,post1k,close,64k,1m,100m,idle10k,micro"
+all_cases="small,small16,small256,small-cpu50,small-h2load,small16-h2load,small256-h2load,post1k,close,64k,1m,100m,idle10k,micro"
 cases="${cases:-$all_cases}"
 IFS=',' read -r -a case_list <<<"$cases"
 for c in "${case_list[@]}"; do
 	[[ ",$all_cases," == *",$c,"* ]] || { echo "bench: unknown case $c (see --help)" >&2; exit 2; }
 done
-if ! have h2load; then
-	keep=()
-	for c in "${case_list[@]}"; do
-		if [[ "$c" == *-h2load ]]; then
-			echo "bench: h2load not found (apt-get install nghttp2-client): skipping $c" >&2
-		else
-			keep+=("$c")
-		fi
-	done
+want() { [[ ",$only," == *",$1,"* ]]; }
+large() { [[ "$1" == 64k || "$1" == 1m || "$1" == 100m ]]; }
+has_case() { [[ " ${case_list[*]-} " == *" $1 "* ]]; }
+drop_case() { # case reason
+	local keep=() c
+	echo "bench: $2: skipping $1" >&2
+	for c in "${case_list[@]}"; do [ "$c" = "$1" ] || keep+=("$c"); done
 	case_list=("${keep[@]+"${keep[@]}"}")
+}
+# small-cpu50 needs a cgroup of its own, unless --proxy-cpu holds every case.
+held=0
+if has_case small-cpu50 && [ -z "$proxy_pct" ]; then
+	if quota_make 50; then held=1; else drop_case small-cpu50 "no CPU quota"; fi
 fi
+for c in "${case_list[@]}"; do
+	if [[ "$c" == *-h2load ]] && ! have h2load; then
+		drop_case "$c" "h2load not found (apt-get install nghttp2-client)"
+	fi
+done
 results=() # "case|name|req/s|MB/s|p50|p99|cpu_us|errors|syscalls/req|instructions/req|sleeps/req|load-CPU us/req"
 idle_results=() # "name|rss 1k KiB|rss 10k KiB|KiB per connection"
 
@@ -188,7 +202,7 @@ load() { # case port seconds file [--latency]
 	local c="$1" port="$2" d="$3" f="$4" lat="${5:-}" path n="$conns" extra=()
 	path="$(body_path 100)"
 	case "$c" in
-	small | small-h2load) n=64 ;;
+	small | small-h2load | small-cpu50) n=64 ;;
 	small16 | small16-h2load) n=16 ;;
 	small256 | small256-h2load) n=256 ;;
 	post1k) n=64; extra=(-s "$here/post1k.lua") ;;
@@ -311,17 +325,13 @@ measure() { # case name port pid [round]
 		if [ -n "$perfp" ]; then
 			ins="$(awk -F, -v n="$reqs" '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {s += $1} END{if (s) printf "%.0f", s/n; else print "-"}' "$tmp/perf-$c-$name.txt")"
 		fi
-		[ "$round" = 0 ] && sc="$(syscalls_per_request "$c" "$port" "$pid" "$name")"
+		[ "$round" = 0 ] && [ "$c" != small-cpu50 ] && sc="$(syscalls_per_request "$c" "$port" "$pid" "$name")"
 	else
 		cpu_us="-"
 	fi
 	results+=("$c|$name|$rps|$mbs|$p50|$p99|$cpu_us|$errs|$sc|$ins|$sl|$ld")
 	echo "bench: $c/$name: $rps req/s, $mbs MB/s, p99 $p99, $cpu_us CPU µs/request, $ld load-CPU µs/request, $sl sleeps/request, $sc syscalls/request, $ins instructions/request, $errs errors" >&2
 }
-
-want() { [[ ",$only," == *",$1,"* ]]; }
-large() { [[ "$1" == 64k || "$1" == 1m || "$1" == 100m ]]; }
-has_case() { [[ " ${case_list[*]-} " == *" $1 "* ]]; }
 
 start_ringress() { # port admin extra-args...
 	local port="$1" admin="$2" code
@@ -451,7 +461,8 @@ aggregate() { # case
 
 for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 	names=()
-	if want direct; then names+=("$backend-direct"); fi
+	# Without a proxy there is nothing to hold to half a CPU.
+	if want direct && [ "$c" != small-cpu50 ]; then names+=("$backend-direct"); fi
 	for name in ringress ringress-buffers ringress-uring haproxy nginx; do
 		[ -n "${ports[$name]:-}" ] || continue
 		if [[ "$name" == ringress-* ]] && ! large "$c"; then continue; fi
@@ -462,6 +473,10 @@ for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 			name="${names[$(((k + r) % ${#names[@]}))]}"
 			if [ "$name" = "$backend-direct" ]; then
 				measure "$c" "$name" "$backend_port" "" "$r"
+			elif [ "$c" = small-cpu50 ] && [ "$held" = 1 ]; then
+				quota_hold "${procs[$name]}"
+				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
+				quota_release "${procs[$name]}"
 			else
 				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
 			fi
@@ -515,6 +530,58 @@ ratio() { # a b -> a/b with 2 decimals, "-" when unknown
 	awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b+0 == 0) print "-"; else printf "%.2f", a/b }'
 }
 pin_note="$([ "$pin" = 1 ] && echo on || echo off)"
+# The targets of the project's performance issue, read from this run's rows
+# (those of cases not run are left out). "ceiling": the origin's req/s
+# without a proxy divided by the row's: when CPU 1 (wrk and the origin) sets
+# the pace, no proxy can make more than that ratio, however little CPU it uses.
+targets() {
+	[ "${#results[@]}" -gt 0 ] || [ "${#idle_results[@]}" -gt 0 ] || return 0
+	{
+		printf '%s\n' "${results[@]+"${results[@]}"}"
+		for r in "${idle_results[@]+"${idle_results[@]}"}"; do echo "idle10k|$r"; done
+	} | awk -F'|' -v direct="$backend-direct" -v q="'" '
+		function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return -1 }
+		function num(v) { return v ~ /^[0-9.]+$/ && v + 0 > 0 }
+		# ringress over the row: the aggregated ratio (--rounds) or one of this run.
+		function rat(c, n, col,  i) { i = col == 3 ? 13 : 14
+			if (num(f[c, n, i])) return f[c, n, i] + 0
+			return num(f[c, "ringress", col]) && num(f[c, n, col]) ? f[c, "ringress", col] / f[c, n, col] : -1 }
+		function line(what, fig, ceil, ok) { rows = rows sprintf("| %s | %s | %s | %s |\n", what, fig, ceil, ok) }
+		function verdict(ok, known) { return !known ? "-" : ok ? "met" : "missed" }
+		function rps(c, n, label,  r, cl) {
+			if (!((c, n, 3) in f) || !((c, "ringress", 3) in f)) return
+			r = rat(c, n, 3); cl = "-"
+			if (num(f[c, direct, 3]) && num(f[c, n, 3])) cl = sprintf("%.2fx", f[c, direct, 3] / f[c, n, 3])
+			line(label " req/s >= 1.15x " n q "s", r < 0 ? "-" : sprintf("%.2fx", r), cl, verdict(r >= 1.15, r >= 0))
+		}
+		$1 == "idle10k" { idle[$2] = $5; next }
+		{ for (i = 3; i <= NF; i++) f[$1, $2, i] = $i; seen[$1] = 1
+		  if ($2 == "ringress" && $1 !~ /^(close|64k|1m|100m|small-cpu50)$/ && num($9) && $9 + 0 > sc) { sc = $9 + 0; scc = $1 } }
+		END {
+			rps("small", "haproxy", "small, 64 connections:"); rps("small", "nginx", "small, 64 connections:")
+			rps("small-cpu50", "haproxy", "small-cpu50 (per core):"); rps("small-cpu50", "nginx", "small-cpu50 (per core):")
+			if (("small", "haproxy", 7) in f) {
+				r = rat("small", "haproxy", 7)
+				line("small: CPU per request <= 0.75x HAProxy" q "s", r < 0 ? "-" : sprintf("%.2fx", r), "", verdict(r <= 0.75, r >= 0))
+				a = ms(f["small", "ringress", 6]); b = ms(f["small", "haproxy", 6])
+				line("small: p99 <= HAProxy" q "s", f["small", "ringress", 6] " against " f["small", "haproxy", 6], "", verdict(a <= b, a >= 0 && b >= 0))
+			}
+			if (scc != "") line("keep-alive cases: syscalls per request < 0.5", sprintf("%.2f at most (%s)", sc, scc), "", verdict(sc < 0.5, 1))
+			if (num(idle["ringress"]) && num(idle["nginx"]))
+				line("idle10k: KiB per connection <= nginx" q "s", idle["ringress"] " against " idle["nginx"], "", verdict(idle["ringress"] <= idle["nginx"], 1))
+			if (("close", "haproxy", 3) in f) {
+				r = rat("close", "haproxy", 3)
+				line("close: req/s >= HAProxy" q "s", r < 0 ? "-" : sprintf("%.2fx", r), "", verdict(r >= 1, r >= 0))
+			}
+			if (rows == "") exit
+			print ""
+			print "**targets** (ringress in this run; ceiling: " direct " req/s divided by the row" q "s, the most any proxy could make when CPU 1 sets the pace)"
+			print ""
+			print "| target | ringress | ceiling | verdict |"
+			print "|---|---|---:|---|"
+			printf "%s", rows
+		}'
+}
 # The report: the run's date, kernel, CPU and command, then the tables.
 report() {
 	echo
@@ -568,6 +635,7 @@ report() {
 		echo
 		echo "ratio: ringress's KiB per idle connection divided by the row's (below 1 is smaller)."
 	fi
+	targets
 	if has_case micro; then
 		echo
 		echo "**micro** ($RINGRESS_MICRO$([ "$quick" = 1 ] && echo " --quick"); best of several rounds, run before the load cases)"
@@ -603,7 +671,7 @@ if [ "$chart" = 1 ]; then
 		rows=0
 		{
 			echo "case ${names[*]-}"
-			for c in small16 small small256 small16-h2load small-h2load small256-h2load; do
+			for c in small16 small small256 small16-h2load small-h2load small256-h2load small-cpu50; do
 				has_case "$c" || continue
 				for metric in rps cpu; do
 					line="$c/$metric"

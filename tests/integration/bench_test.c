@@ -89,7 +89,9 @@ static const char *run_script(const char *name, const char *const *args, int tim
 
 Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 240)
 {
-	const char *out = run_script("run.sh", (const char *[]){"--quick", "--duration", "1", NULL}, 200000);
+	const char *out = run_script(
+		"run.sh", (const char *[]){"--quick", "--duration", "1", "--cases", "small,small-cpu50,micro", NULL},
+		200000);
 
 	/* A row per proxy in the small case, with requests done and no errors. */
 	int rps = col(out, "**small**", "req/s"), errs = col(out, "**small**", "errors");
@@ -108,6 +110,38 @@ Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 
 	}
 	/* ringress's CPU per request was measured. */
 	cr_expect_gt(column(row(out, "**small**", "ringress"), cpu), 0.0, "ringress: CPU us/request");
+
+	/* small-cpu50: each proxy held to half a CPU while measured (a cgroup
+	 * quota; the case is skipped, and says so, where none can be made). */
+	if (!strstr(out, "no CPU quota: skipping small-cpu50")) {
+		for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+			const char *r = row(out, "**small-cpu50**", names[i]);
+			cr_assert_not_null(r, "no %s row in small-cpu50:\n%s", names[i], out);
+			double busy = column(r, rps) * column(r, cpu) / 1e6;
+			cr_expect(busy > 0.0 && busy < 0.65, "%s used %.2f of a CPU under a 50 %% quota", names[i],
+				  busy);
+		}
+		cr_expect_null(row(out, "**small-cpu50**", "nginx-direct"), "no proxy, nothing to hold");
+	}
+
+	/* The targets, each with a verdict; the small case's requests/s with
+	 * their ceiling (the origin without a proxy). */
+	const char *t = strstr(out, "**targets**");
+	cr_assert_not_null(t, "no targets section:\n%s", out);
+	const char *targets[] = {"| small, 64 connections: req/s >= 1.15x haproxy's | ",
+				 "| small, 64 connections: req/s >= 1.15x nginx's | ",
+				 "| small: CPU per request <= 0.75x HAProxy's | ", "| small: p99 <= HAProxy's | ",
+				 "| keep-alive cases: syscalls per request < 0.5 | "};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		const char *r = strstr(t, targets[i]);
+		cr_assert_not_null(r, "no target row %s:\n%s", targets[i], t);
+		const char *end = strchr(r, '\n');
+		cr_assert_not_null(end);
+		cr_expect(strncmp(end - 7, "| met |", 7) == 0 || strncmp(end - 10, "| missed |", 10) == 0,
+			  "no verdict: %.*s", (int)(end - r), r);
+		if (i < 2)
+			cr_expect_gt(column(r, 2), 0.0, "no ceiling: %.*s", (int)(end - r), r);
+	}
 
 	/* The micro-benchmarks, each with a figure. */
 	const char *micro[] = {"router: router_normalize_path", "router: router_match alone",
