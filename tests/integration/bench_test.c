@@ -131,8 +131,13 @@ Test(bench, quick_harness_runs, .init = h_setup, .fini = h_teardown, .timeout = 
 	const char *targets[] = {"| small, 64 connections: req/s >= 1.15x haproxy's | ",
 				 "| small, 64 connections: req/s >= 1.15x nginx's | ",
 				 "| small: CPU per request <= 0.75x HAProxy's | ", "| small: p99 <= HAProxy's | ",
-				 "| keep-alive cases: syscalls per request < 0.5 | "};
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+				 "| keep-alive small GETs and POSTs: syscalls per request < 0.5 | "};
+	/* Syscalls come from strace (bootstrap.sh installs it); without it,
+	 * or where ptrace is denied, the harness says so and leaves them out. */
+	size_t nt = sizeof(targets) / sizeof(targets[0]);
+	if (strstr(out, "strace not found") || strstr(out, "no strace result"))
+		nt--;
+	for (size_t i = 0; i < nt; i++) {
 		const char *r = strstr(t, targets[i]);
 		cr_assert_not_null(r, "no target row %s:\n%s", targets[i], t);
 		const char *end = strchr(r, '\n');
