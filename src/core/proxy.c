@@ -480,9 +480,36 @@ static void upstream_timer(struct conn *c, struct upstream *u)
 
 static void replay_release(struct conn *c)
 {
-	for (uint8_t i = 0; i < c->nreplay; i++)
-		shard_buf_release(c->s.sh, (uint16_t)c->replay[i].bid);
+	for (uint8_t i = 0; i < c->nreplay; i++) {
+		if (c->replay[i].heap)
+			free(c->replay[i].base);
+		else
+			shard_buf_release(c->s.sh, (uint16_t)c->replay[i].bid);
+	}
 	c->nreplay = 0;
+}
+
+/* Queues the body kept for a replay on a new upstream connection; the
+ * conn's own copy goes as a copy the send queue owns (the conn may need it
+ * again, and may drop it before a send on a failed connection is over). */
+static bool replay_queue(struct conn *c, struct upstream *u)
+{
+	for (uint8_t i = 0; i < c->nreplay; i++) {
+		const struct replay_item *it = &c->replay[i];
+		if (!it->heap) {
+			if (stream_tx_push(&u->s, it->base, it->len, it->bid, NULL) != 0)
+				return false;
+			continue;
+		}
+		uint32_t got;
+		char *cp = blk_alloc(it->len, &got);
+		if (!cp)
+			return false;
+		memcpy(cp, it->base, it->len);
+		if (stream_tx_push_heap(&u->s, cp, it->len, got) != 0) /* freed there */
+			return false;
+	}
+	return true;
 }
 
 /* Gives c an upstream connection to an endpoint of its backend chosen by
@@ -535,10 +562,8 @@ static int upstream_attach(struct conn *c, int same, bool flush)
 	u->reusable = false;
 	u->answered = false;
 	/* The request head, with room behind it for a small body (one send). */
-	bool queued = stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap) == 0;
-	for (uint8_t i = 0; queued && i < c->nreplay; i++)
-		queued = stream_tx_push(&u->s, c->replay[i].base, c->replay[i].len,
-					c->replay[i].bid, NULL) == 0;
+	bool queued = stream_tx_push_buf(&u->s, c->fwd_head, c->fwd_len, c->fwd_cap) == 0 &&
+		      replay_queue(c, u);
 	if (!queued) { /* out of memory for a send queue */
 		upstream_detach_close(c);
 		return -ENOMEM;
@@ -923,19 +948,56 @@ static int body_forward(struct stream *to, llhttp_t *p, struct http1_head *h, st
 	return 0;
 }
 
-/* Keeps a body slice for a replay while the whole body fits the list. */
+/* A body in more pieces than the replay list holds (a client that writes
+ * it in small pieces): the pieces kept so far move into one block of the
+ * list's capacity, their buffers given back, and later pieces are appended
+ * to it. Fails when out of memory or when the body outgrows the block. */
+static int replay_append(struct conn *c, const char *data, uint32_t len)
+{
+	struct replay_item *r = c->replay;
+	uint32_t cap = REPLAY_MAX * c->s.sh->cfg->buf_size;
+
+	if (!r[0].heap) {
+		uint64_t total = len;
+		for (uint8_t i = 0; i < c->nreplay; i++)
+			total += r[i].len;
+		char *blk = total <= cap ? malloc(cap) : NULL;
+		if (!blk)
+			return -1;
+		uint32_t at = 0;
+		for (uint8_t i = 0; i < c->nreplay; i++) {
+			memcpy(blk + at, r[i].base, r[i].len);
+			at += r[i].len;
+		}
+		replay_release(c);
+		r[0] = (struct replay_item){.base = blk, .len = at, .heap = true};
+		c->nreplay = 1;
+	}
+	if (len > cap - r[0].len)
+		return -1;
+	memcpy(r[0].base + r[0].len, data, len);
+	r[0].len += len;
+	return 0;
+}
+
+/* Keeps a body slice for a replay while the whole body fits the list (in
+ * REPLAY_MAX buffers' worth of bytes, however many pieces). */
 static void replay_keep(struct conn *c, char *data, uint32_t len, uint16_t bid)
 {
 	if (!(c->flags & C_F_REPLAYABLE))
 		return;
-	if (c->nreplay == REPLAY_MAX ||
-	    (!c->replay && !(c->replay = malloc(REPLAY_MAX * sizeof(*c->replay))))) {
-		replay_release(c); /* no replay of this request */
-		c->flags &= ~C_F_REPLAYABLE;
+	if (!c->replay && !(c->replay = malloc(REPLAY_MAX * sizeof(*c->replay))))
+		goto drop;
+	if (c->nreplay < REPLAY_MAX && !(c->nreplay && c->replay[0].heap)) {
+		c->s.sh->bufref[bid]++;
+		c->replay[c->nreplay++] = (struct replay_item){.base = data, .len = len, .bid = bid};
 		return;
 	}
-	c->s.sh->bufref[bid]++;
-	c->replay[c->nreplay++] = (struct replay_item){.base = data, .len = len, .bid = bid};
+	if (replay_append(c, data, len) == 0)
+		return;
+drop:
+	replay_release(c); /* no replay of this request */
+	c->flags &= ~C_F_REPLAYABLE;
 }
 
 /* Streams the request body from the client to the upstream (as received

@@ -165,11 +165,14 @@ enum rs_state { RS_NONE = 0, RS_HEAD, RS_BODY, RS_DONE };
 
 #define REPLAY_MAX 4 /* body chunks kept to resend a request on another connection */
 
-/* A body chunk kept for a replay: a slice of a provided buffer. */
+/* A body chunk kept for a replay: a slice of a provided buffer, or (heap)
+ * the conn's own copy of the pieces of a body sent in more pieces than the
+ * list holds (malloc'd, REPLAY_MAX buffers' worth). */
 struct replay_item {
 	char *base;
 	uint32_t len;
 	uint16_t bid;
+	bool heap;
 };
 
 struct upstream;

@@ -739,23 +739,31 @@ Test(upstream, upstream_closing_idle_keepalive_never_502)
  * retried once more than that had gone out. The upstream here answers the
  * first request of each connection and resets a second one after 100 KiB
  * of its body; on a reused connection, the upload got a 502. */
-Test(upstream, large_upload_never_on_a_reused_connection)
+/* One shard before a badupstream "name" in mode reset-reused (reset after
+ * reset_after bytes of a second request's body), and a GET through cl whose
+ * upstream connection is then kept alive. */
+static void start_reset_reused(int idx, const char *name, int reset_after, struct client *cl)
 {
-	const int idx = 74;
 	int port = H_PORT(idx, 1);
-	bad_at("rr", "127.0.0.2", port, "reset-reused", 100 * 1024);
+	bad_at(name, "127.0.0.2", port, "reset-reused", reset_after);
 	const char *addrs[] = {"127.0.0.2"};
 	write_base(port, addrs, 1, NULL);
 	const char *args[] = {"--shards", "1", NULL};
 	start_ringress(idx, args);
+	client_init(cl, H_PORT(idx, 0));
+	struct h_resp r;
+	cr_assert_eq(client_req(cl, "GET", "/warm", NULL, NULL, 0, &r, 15000), 0);
+	cr_expect_eq(r.status, 200, "GET: %d", r.status);
+	h_resp_free(&r);
+}
 
+Test(upstream, large_upload_never_on_a_reused_connection)
+{
+	const int idx = 74;
 	struct client cl;
-	client_init(&cl, H_PORT(idx, 0));
+	start_reset_reused(idx, "rr", 100 * 1024, &cl);
 	struct h_resp r;
 	char v[32] = "";
-	cr_assert_eq(client_req(&cl, "GET", "/warm", NULL, NULL, 0, &r, 15000), 0);
-	cr_expect_eq(r.status, 200, "GET: %d", r.status);
-	h_resp_free(&r); /* its upstream connection is now kept alive */
 	enum { BIG = 256 * 1024 };
 	static char body[BIG];
 	h_pattern(body, sizeof(body), 0);
@@ -777,6 +785,46 @@ Test(upstream, large_upload_never_on_a_reused_connection)
 	client_close(&cl);
 	h_sleep_ms(200);
 	cr_expect_geq(log_count("bad-rr", "reset request", NULL), 1, "the upstream reset no reused connection");
+}
+
+/* A body that fits the replay list's bytes but arrives in more pieces than
+ * it has slots (a client writing 1 KiB at a time) is still kept whole for a
+ * replay: on a kept-alive connection that the upstream resets after 6 KiB
+ * of it, the POST is retried on a fresh connection with every byte, in
+ * order. Before, the fifth piece dropped the replay and the client got a
+ * 502. */
+Test(upstream, upload_in_many_pieces_replayed_on_a_fresh_connection)
+{
+	const int idx = 75;
+	struct client cl;
+	start_reset_reused(idx, "rp", 6 * 1024, &cl);
+	client_close(&cl);
+	struct h_resp r;
+
+	enum { PIECES = 12, PIECE = 1024 };
+	static char body[PIECES * PIECE];
+	h_pattern(body, sizeof(body), 7);
+	struct h_conn hc;
+	cr_assert_eq(h_conn_open(&hc, H_PORT(idx, 0), 3000), 0);
+	cr_assert_eq(h_conn_sendf(&hc, "POST /pieces HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", HOST,
+				  (int)sizeof(body)),
+		     0);
+	for (int i = 0; i < PIECES; i++) {
+		h_sleep_ms(20); /* each piece its own receive */
+		cr_assert_eq(h_conn_send(&hc, body + i * PIECE, PIECE, 3000), 0, "piece %d", i);
+	}
+	cr_assert_eq(h_conn_response(&hc, &r, false, 15000), 0, "no response; log:\n%s", h_log_tail("ringress", 1500));
+	char v[32] = "", crc[32] = "", want[32];
+	snprintf(want, sizeof(want), "%08x", h_crc32(0, body, sizeof(body)));
+	cr_expect_eq(r.status, 200, "upload in %d pieces: %d; log:\n%s", PIECES, r.status, h_log_tail("ringress", 1500));
+	cr_expect(body_value(&r, "body-bytes", v, sizeof(v)) && atoi(v) == (int)sizeof(body), "body-bytes %s", v);
+	cr_expect(body_value(&r, "body-crc", crc, sizeof(crc)) && strcmp(crc, want) == 0,
+		  "the replayed body differs: crc %s, sent %s", crc, want);
+	h_resp_free(&r);
+	h_conn_close(&hc);
+	h_sleep_ms(200); /* the upstream's log lines */
+	cr_expect_geq(log_count("bad-rp", "reset request", NULL), 1,
+		      "the upstream reset no reused connection: the replay was not exercised");
 }
 
 /* ---- timeouts ---- */

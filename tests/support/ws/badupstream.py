@@ -14,7 +14,8 @@ tests/integration/upstream_test.c.
       "conn C closed idle after K requests".
   badupstream.py --listen ADDR:PORT --name NAME --mode reset-reused --reset-after B
       answers the first request of each connection (body lines as
-      idle-close, always "conn-requests=1") and keeps the connection open; of
+      idle-close, always "conn-requests=1", and "body-crc=X", the CRC-32 of
+      the request body in hex) and keeps the connection open; of
       a second request on it, reads the head and the first B bytes of its
       body (or of what arrived with the head, if more; the whole body if
       shorter), then closes with RST without an answer, as an upstream that
@@ -30,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import zlib
 
 lock = threading.Lock()
 counters = {"req": 0, "conn": 0}
@@ -63,7 +65,8 @@ def read_head(sock, buf):
 
 
 def read_request(sock, buf):
-    """Returns (method, target, body_len, rest) or None on EOF/timeout."""
+    """Returns (method, target, body_len, rest, body's CRC-32) or None on
+    EOF/timeout."""
     h = read_head(sock, buf)
     if h is None:
         return None
@@ -73,7 +76,7 @@ def read_request(sock, buf):
         if not data:
             return None
         rest += data
-    return method, target, clen, rest[clen:]
+    return method, target, clen, rest[clen:], zlib.crc32(rest[:clen])
 
 
 def read_head_and(sock, nbytes):
@@ -115,7 +118,8 @@ def serve_reset_reused(sock, name, reset_after, cid):
         if r is None:
             sock.close()
             return
-        body = ("service=%s\nconn-requests=1\nbody-bytes=%d\n" % (name, r[2])).encode()
+        body = ("service=%s\nconn-requests=1\nbody-bytes=%d\nbody-crc=%08x\n"
+                % (name, r[2], r[4])).encode()
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
                      % len(body) + body)
         r = read_head_and(sock, reset_after)
@@ -142,7 +146,7 @@ def serve_idle_close(sock, name, idle_ms, cid):
             if r is None:
                 log("conn %d closed by peer after %d requests" % (cid, k))
                 break
-            method, target, blen, buf = r
+            method, target, blen, buf, _ = r
             k += 1
             body = ("service=%s\nconn-requests=%d\nbody-bytes=%d\n" % (name, k, blen)).encode()
             sock.settimeout(30)
