@@ -173,13 +173,13 @@ static const struct flag flags[] = {
 	{"splice-threshold", F_SIZE, &opt.core.splice_threshold, "64k",
 	 "Response bodies of at least this many bytes (Content-Length) are spliced", NULL},
 	{"batch-wait-usec", F_UINT, &opt.batch_wait_usec, "100",
-	 "On a busy shard with 32 or more requests in flight, the longest it waits for a batch "
+	 "On a busy shard with 16 or more requests in flight, the longest it waits for a batch "
 	 "of completions before waking (microseconds; fewer wake-ups under load; 0 = wake for "
 	 "each; Linux 6.12+)", NULL},
 	{"batch-busy-percent", F_UINT, &opt.batch_busy_percent, "50",
 	 "A shard batches its waits once it was busy (running or waiting for its CPU) this "
 	 "share of the time, measured every 10 ms; it stops below four fifths of it "
-	 "(0 = whenever 32 or more requests are in flight)", NULL},
+	 "(0 = whenever 16 or more requests are in flight)", NULL},
 	{"shutdown-timeout", F_DURATION, &opt.core.shutdown_timeout_ms, "30s",
 	 "On SIGTERM, time allowed for requests in flight before connections are cut", NULL},
 	{"sync-period", F_DURATION, &sync_period_ms, "200ms",

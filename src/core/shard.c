@@ -27,12 +27,8 @@
 /* Batched waits: on a busy shard (see busy_observe) with at least
  * BATCH_INFLIGHT requests at upstreams, a wait asks for as many completions
  * as requests in flight, at most BATCH_MAX, or --batch-wait-usec, whichever
- * comes first. Busy is measured over spans of at least BUSY_SPAN_NS. 32, not
- * 16: 16 clients that keep 16 requests in flight, each waiting for its
- * answer, made 0.92-0.95x HAProxy's requests/s with batches at 16 and
- * 0.99-1.03x without, at the same CPU per request; at 64 connections both
- * thresholds batch alike (docs/benchmarks.md). */
-#define BATCH_INFLIGHT 32
+ * comes first. Busy is measured over spans of at least BUSY_SPAN_NS. */
+#define BATCH_INFLIGHT 16
 #define BATCH_MAX 64
 /* 10 ms: shorter spans swing with the bursts of a shard held to part of a
  * CPU (a cgroup quota's 10 ms period: a quarter of 2 ms spans read under
@@ -441,7 +437,7 @@ static void dispatch(struct shard *sh, struct io_uring_cqe *cqe)
  * whose round trips a batch would only lengthen. A busy shard with many
  * requests in flight has completions coming: then one wake-up serves a
  * batch, which costs a request at most --batch-wait-usec per pass through
- * the shard. A batch is never larger than the requests in flight: 32
+ * the shard. A batch is never larger than the requests in flight: 16
  * clients that each wait for their answer would otherwise pay the whole wait
  * on every round trip, as 64 completions never come. */
 unsigned shard_batch_want(unsigned inflight, bool busy)

@@ -1453,15 +1453,15 @@ Test(proxy, keep_alive_counts_from_the_last_local_answer)
 	h_conn_close(&c);
 }
 
-/* 32 clients that each wait for their answer keep 32 requests in flight
+/* 16 clients that each wait for their answer keep 16 requests in flight
  * (the backend holds each for 1 ms); --batch-busy-percent 0 has the shard
  * batch its waits although it is mostly idle. A batch asks for no more
  * completions than there are requests in flight: asking for 64, which
  * never come, made each round trip pay the whole --batch-wait-usec (10 ms
- * here: 30 rounds took 350 ms; about 3 ms a round otherwise). */
+ * here: 30 rounds took 300 ms or more; about 2 ms a round otherwise). */
 Test(proxy, batch_never_waits_for_more_than_in_flight)
 {
-	enum { N = 32, ROUNDS = 30 };
+	enum { N = 16, ROUNDS = 30 };
 	int port = start4(59, "--batch-wait-usec", "10000", "--batch-busy-percent", "0");
 	static struct h_conn c[N];
 	for (int i = 0; i < N; i++)
@@ -1486,7 +1486,7 @@ Test(proxy, batch_never_waits_for_more_than_in_flight)
 		h_conn_close(&c[i]);
 }
 
-/* 40 requests held 4 s at the upstream (long polls) count as in flight, so
+/* 20 requests held 4 s at the upstream (long polls) count as in flight, so
  * a shard that batched on that count alone would make every other request
  * wait out the whole window (10 ms here) for the completions that only
  * trickle in, twice or more each: 30 quick GETs took 600 ms. An idle shard
@@ -1495,7 +1495,7 @@ Test(proxy, batch_never_waits_for_more_than_in_flight)
  * time, which would count as busy). */
 Test(proxy, long_held_requests_never_delay_others)
 {
-	enum { HELD = 40, QUICK = 30 };
+	enum { HELD = 20, QUICK = 30 };
 	int port = start(64, "--batch-wait-usec", "10000");
 	static struct h_conn held[HELD];
 	for (int i = 0; i < HELD; i++) {

@@ -3,19 +3,18 @@
 
 #include <criterion/criterion.h>
 
-/* Batches only on a busy shard with at least 32 requests in flight, never
+/* Batches only on a busy shard with at least 16 requests in flight, never
  * larger than those requests, at most 64. */
 Test(shard, batch_want)
 {
 	cr_expect_eq(shard_batch_want(0, true), 1);
-	cr_expect_eq(shard_batch_want(16, true), 1);
-	cr_expect_eq(shard_batch_want(31, true), 1);
-	cr_expect_eq(shard_batch_want(32, true), 32);
+	cr_expect_eq(shard_batch_want(15, true), 1);
+	cr_expect_eq(shard_batch_want(16, true), 16);
 	cr_expect_eq(shard_batch_want(40, true), 40);
 	cr_expect_eq(shard_batch_want(64, true), 64);
 	cr_expect_eq(shard_batch_want(1000, true), 64);
 	/* Requests held at slow upstreams do not make an idle shard batch. */
-	cr_expect_eq(shard_batch_want(32, false), 1);
+	cr_expect_eq(shard_batch_want(16, false), 1);
 	cr_expect_eq(shard_batch_want(1000, false), 1);
 }
 
