@@ -475,13 +475,13 @@ for c in "${load_cases[@]+"${load_cases[@]}"}"; do
 			name="${names[$(((k + r) % ${#names[@]}))]}"
 			if [ "$name" = "$backend-direct" ]; then
 				measure "$c" "$name" "$backend_port" "" "$r"
-			elif [ "$c" = small-cpu50 ] && [ "$held" = 1 ]; then
-				quota_hold "${procs[$name]}"
-				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
-				quota_release "${procs[$name]}"
-			else
-				measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
+				continue
 			fi
+			hold=0
+			if [ "$c" = small-cpu50 ] && [ "$held" = 1 ]; then hold=1; fi
+			if [ "$hold" = 1 ]; then quota_hold "${procs[$name]}"; fi
+			measure "$c" "$name" "${ports[$name]}" "${procs[$name]}" "$r"
+			if [ "$hold" = 1 ]; then quota_release "${procs[$name]}"; fi
 		done
 	done
 	[ "$rounds" -gt 1 ] && aggregate "$c"
@@ -558,7 +558,7 @@ targets() {
 			line(label " req/s >= 1.15x " n q "s", r < 0 ? "-" : sprintf("%.2fx", r), cl, verdict(r >= 1.15, r >= 0))
 		}
 		$1 == "idle10k" { idle[$2] = $5; next }
-		{ for (i = 3; i <= NF; i++) f[$1, $2, i] = $i; seen[$1] = 1
+		{ for (i = 3; i <= NF; i++) f[$1, $2, i] = $i
 		  if ($2 == "ringress" && $1 !~ /^(close|64k|1m|100m|small-cpu50)$/ && num($9) && $9 + 0 > sc) { sc = $9 + 0; scc = $1 } }
 		END {
 			rps("small", "haproxy", "small, 64 connections:"); rps("small", "nginx", "small, 64 connections:")

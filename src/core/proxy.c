@@ -478,6 +478,14 @@ static void upstream_timer(struct conn *c, struct upstream *u)
 		     sending ? send_timeout(c) : read_timeout(c));
 }
 
+/* The body bytes a request may have for a replay: REPLAY_MAX buffers'
+ * worth, kept as up to REPLAY_MAX buffer slices or one copied block
+ * (replay_append). A longer Content-Length takes a fresh connection. */
+static uint32_t replay_cap(const struct shard *sh)
+{
+	return REPLAY_MAX * sh->cfg->buf_size;
+}
+
 static void replay_release(struct conn *c)
 {
 	for (uint8_t i = 0; i < c->nreplay; i++) {
@@ -860,11 +868,9 @@ static int start_request(struct conn *c)
 	c->fwd_len = (uint32_t)n;
 	c->fwd_cap = got;
 	c->flags |= C_F_REPLAYABLE; /* until the body outgrows the replay list */
-	/* The list holds REPLAY_MAX buffers, the first shared with the head:
-	 * once more went out, a stale connection could not be retried. */
-	uint64_t replay_cap = (uint64_t)REPLAY_MAX * c->s.sh->cfg->buf_size;
-	if ((p->flags & F_CONTENT_LENGTH) &&
-	    (p->content_length >= replay_cap || c->head.len > replay_cap - p->content_length))
+	/* Once more than the replay keeps went out, a stale connection could
+	 * not be retried. */
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > replay_cap(c->s.sh))
 		c->flags |= C_F_BIG_BODY;
 	c->rq = RQ_BODY;
 	/* Request bodies: one recv at a time (bounded read-ahead), unless the
@@ -955,7 +961,7 @@ static int body_forward(struct stream *to, llhttp_t *p, struct http1_head *h, st
 static int replay_append(struct conn *c, const char *data, uint32_t len)
 {
 	struct replay_item *r = c->replay;
-	uint32_t cap = REPLAY_MAX * c->s.sh->cfg->buf_size;
+	uint32_t cap = replay_cap(c->s.sh);
 
 	if (!r[0].heap) {
 		uint64_t total = len;
@@ -988,7 +994,8 @@ static void replay_keep(struct conn *c, char *data, uint32_t len, uint16_t bid)
 		return;
 	if (!c->replay && !(c->replay = malloc(REPLAY_MAX * sizeof(*c->replay))))
 		goto drop;
-	if (c->nreplay < REPLAY_MAX && !(c->nreplay && c->replay[0].heap)) {
+	bool copied = c->nreplay && c->replay[0].heap; /* appended to from then on */
+	if (!copied && c->nreplay < REPLAY_MAX) {
 		c->s.sh->bufref[bid]++;
 		c->replay[c->nreplay++] = (struct replay_item){.base = data, .len = len, .bid = bid};
 		return;

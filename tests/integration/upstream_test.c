@@ -792,39 +792,47 @@ Test(upstream, large_upload_never_on_a_reused_connection)
  * replay: on a kept-alive connection that the upstream resets after 6 KiB
  * of it, the POST is retried on a fresh connection with every byte, in
  * order. Before, the fifth piece dropped the replay and the client got a
- * 502. */
+ * 502. A body of exactly the list's 64 KiB (the second upload) goes on a
+ * kept-alive connection too, and survives its reset the same way. */
 Test(upstream, upload_in_many_pieces_replayed_on_a_fresh_connection)
 {
 	const int idx = 75;
 	struct client cl;
 	start_reset_reused(idx, "rp", 6 * 1024, &cl);
 	client_close(&cl);
-	struct h_resp r;
 
-	enum { PIECES = 12, PIECE = 1024 };
-	static char body[PIECES * PIECE];
-	h_pattern(body, sizeof(body), 7);
-	struct h_conn hc;
-	cr_assert_eq(h_conn_open(&hc, H_PORT(idx, 0), 3000), 0);
-	cr_assert_eq(h_conn_sendf(&hc, "POST /pieces HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", HOST,
-				  (int)sizeof(body)),
-		     0);
-	for (int i = 0; i < PIECES; i++) {
-		h_sleep_ms(20); /* each piece its own receive */
-		cr_assert_eq(h_conn_send(&hc, body + i * PIECE, PIECE, 3000), 0, "piece %d", i);
+	static const struct { int pieces, piece; } uploads[] = {{12, 1024}, {16, 4096}};
+	static char body[64 * 1024];
+	for (int u = 0; u < 2; u++) {
+		int len = uploads[u].pieces * uploads[u].piece;
+		h_pattern(body, (size_t)len, 7);
+		struct h_conn hc;
+		cr_assert_eq(h_conn_open(&hc, H_PORT(idx, 0), 3000), 0);
+		cr_assert_eq(h_conn_sendf(&hc, "POST /pieces HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n",
+					  HOST, len),
+			     0);
+		for (int i = 0; i < uploads[u].pieces; i++) {
+			h_sleep_ms(20); /* each piece its own receive */
+			cr_assert_eq(h_conn_send(&hc, body + i * uploads[u].piece, (size_t)uploads[u].piece, 3000), 0,
+				     "upload %d, piece %d", u, i);
+		}
+		struct h_resp r;
+		cr_assert_eq(h_conn_response(&hc, &r, false, 15000), 0, "upload %d: no response; log:\n%s", u,
+			     h_log_tail("ringress", 1500));
+		char v[32] = "", crc[32] = "", want[32];
+		snprintf(want, sizeof(want), "%08x", h_crc32(0, body, (size_t)len));
+		cr_expect_eq(r.status, 200, "upload of %d bytes in %d pieces: %d; log:\n%s", len, uploads[u].pieces,
+			     r.status, h_log_tail("ringress", 1500));
+		cr_expect(body_value(&r, "body-bytes", v, sizeof(v)) && atoi(v) == len, "upload %d: body-bytes %s", u,
+			  v);
+		cr_expect(body_value(&r, "body-crc", crc, sizeof(crc)) && strcmp(crc, want) == 0,
+			  "upload %d: the replayed body differs: crc %s, sent %s", u, crc, want);
+		h_resp_free(&r);
+		h_conn_close(&hc);
+		h_sleep_ms(200); /* the upstream's log lines */
+		cr_expect_geq(log_count("bad-rp", "reset request", NULL), u + 1,
+			      "upload %d: the upstream reset no reused connection: the replay was not exercised", u);
 	}
-	cr_assert_eq(h_conn_response(&hc, &r, false, 15000), 0, "no response; log:\n%s", h_log_tail("ringress", 1500));
-	char v[32] = "", crc[32] = "", want[32];
-	snprintf(want, sizeof(want), "%08x", h_crc32(0, body, sizeof(body)));
-	cr_expect_eq(r.status, 200, "upload in %d pieces: %d; log:\n%s", PIECES, r.status, h_log_tail("ringress", 1500));
-	cr_expect(body_value(&r, "body-bytes", v, sizeof(v)) && atoi(v) == (int)sizeof(body), "body-bytes %s", v);
-	cr_expect(body_value(&r, "body-crc", crc, sizeof(crc)) && strcmp(crc, want) == 0,
-		  "the replayed body differs: crc %s, sent %s", crc, want);
-	h_resp_free(&r);
-	h_conn_close(&hc);
-	h_sleep_ms(200); /* the upstream's log lines */
-	cr_expect_geq(log_count("bad-rp", "reset request", NULL), 1,
-		      "the upstream reset no reused connection: the replay was not exercised");
 }
 
 /* ---- timeouts ---- */
